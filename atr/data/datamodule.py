@@ -1,0 +1,171 @@
+"""LightningDataModule over an ATR dataset folder (manifest splits, serving's preprocessing).
+
+Each sample goes decode_image -> augmentation (uint8 RGB, train only) ->
+PreprocessSpec.prepare, the very function serving calls, so train and serve
+see identically mapped pixels.
+
+Class imbalance: handled with BCE `pos_weight` (negatives/positives per output,
+from the train split, capped), not a weighted sampler. The task is
+multi-label: a sampler draws whole items, so oversampling a rare threat also
+oversamples whatever rides with it and skews the `paper_only` prior; a
+per-output weight fixes each output's balance independently and keeps every
+epoch a plain pass over the data (DDP's distributed sampler stays simple too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, get_worker_info
+
+from atr.data.augment import build_augment
+from atr.data.manifest import Dataset, read_dataset
+from atr.inference.preprocess import PreprocessSpec, decode_image
+from atr.taxonomy import Taxonomy
+
+
+class ScreeningImages(torch.utils.data.Dataset):
+    """(image float32 3xSxS, target float32 K) for the rows of one split."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        targets: np.ndarray,
+        spec: PreprocessSpec,
+        transform: A.Compose | None = None,
+    ) -> None:
+        self.paths = [str(p) for p in paths]
+        self.targets = np.asarray(targets, dtype=np.float32)
+        self.spec = spec
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb = decode_image(self.paths[index])
+        if self.transform is not None:
+            rgb = self.transform(image=rgb)["image"]
+        return torch.from_numpy(self.spec.prepare(rgb)), torch.from_numpy(self.targets[index])
+
+
+def seed_worker_augment(worker_id: int) -> None:
+    """Give each loader worker its own augmentation stream.
+
+    albumentations 2 keeps private generators; forked workers would otherwise
+    all replay the parent's stream. torch.initial_seed() differs per worker and
+    derives from the seed set by `seed_everything`, so runs stay reproducible.
+    """
+    info = get_worker_info()
+    if info is not None and getattr(info.dataset, "transform", None) is not None:
+        info.dataset.transform.set_random_seed(torch.initial_seed() % 2**32)
+
+
+def pos_weight_from(targets: np.ndarray, cap: float) -> np.ndarray:
+    """negatives / positives per output, in [1/cap, cap]; 1 where an output has no positives."""
+    pos = targets.sum(0)
+    neg = len(targets) - pos
+    weight = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
+    return np.clip(weight, 1.0 / cap, cap).astype(np.float32)
+
+
+class ScreeningDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        dataset_dir: str | Path,
+        taxonomy: Taxonomy,
+        spec: PreprocessSpec,
+        augment: Mapping[str, Any] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        imbalance: str = "pos_weight",
+        pos_weight_cap: float = 50.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if imbalance not in ("pos_weight", "none"):
+            raise ValueError(f"data.imbalance={imbalance!r}: expected 'pos_weight' or 'none'")
+        self.dataset_dir = Path(dataset_dir)
+        self.taxonomy = taxonomy
+        self.spec = spec
+        self.augment_cfg = dict(augment or {})
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.pin_memory = pin_memory
+        self.imbalance = imbalance
+        self.pos_weight_cap = pos_weight_cap
+        self.seed = seed
+        self.dataset: Dataset | None = None
+        self.splits: dict[str, ScreeningImages] = {}
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.taxonomy.model_outputs
+
+    def load(self) -> Dataset:
+        """Read and check the manifest once (also called before the model is built)."""
+        if self.dataset is None:
+            if not (self.dataset_dir / "manifest.parquet").is_file():
+                raise FileNotFoundError(
+                    f"dataset not found: {self.dataset_dir} has no manifest.parquet "
+                    "(set data.dir=..., or make one with `atr data synth`)"
+                )
+            self.dataset = read_dataset(self.dataset_dir, taxonomy=self.taxonomy)
+            if len(self.dataset.split("train")) == 0 or len(self.dataset.split("val")) == 0:
+                raise ValueError(
+                    f"dataset {self.dataset_dir}: needs rows in both train and val splits"
+                )
+        return self.dataset
+
+    def pos_weight(self) -> list[float]:
+        ds = self.load()
+        if self.imbalance == "none":
+            return [1.0] * len(self.outputs)
+        return pos_weight_from(ds.targets(ds.split("train")), self.pos_weight_cap).tolist()
+
+    def split_dataset(self, name: str, *, train: bool = False) -> ScreeningImages:
+        ds = self.load()
+        rows = ds.split(name)
+        transform = build_augment(self.augment_cfg) if train else None
+        if transform is not None:
+            transform.set_random_seed(self.seed)  # used as is when num_workers=0
+        return ScreeningImages(ds.image_paths(rows), ds.targets(rows), self.spec, transform)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and "train" not in self.splits:
+            self.splits["train"] = self.split_dataset("train", train=True)
+        if stage in (None, "fit", "validate") and "val" not in self.splits:
+            self.splits["val"] = self.split_dataset("val")
+        if stage in (None, "test") and "test" not in self.splits:
+            self.splits["test"] = self.split_dataset("test")
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[name],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.persistent_workers,
+            pin_memory=self.pin_memory,
+            worker_init_fn=seed_worker_augment,
+            # a 1-image tail batch breaks BatchNorm in training
+            drop_last=shuffle and len(self.splits[name]) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

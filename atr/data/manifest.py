@@ -1,0 +1,337 @@
+"""The dataset manifest: its schema, and the only code that reads or writes it.
+
+A dataset is a folder with `dataset.json`, `manifest.parquet` and images in
+batch subfolders (docs/CONTRACTS.md). Every read and every write is checked,
+so a bad row is caught where it enters, with its file, row and field named.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from atr.taxonomy import Taxonomy
+
+MANIFEST_FILE = "manifest.parquet"
+DATASET_FILE = "dataset.json"
+SPLITS = ("train", "val", "calib", "test")
+SCHEMA_VERSION = 1
+HEAD_COLUMNS = ("image", "raw", "item_id", "split", "scanner_id", "source", "width", "height")
+TAIL_COLUMNS = ("paper_only", "boxes", "meta")
+MAX_REPORTED = 20  # problems listed in one error; the rest are counted
+
+
+class ManifestError(ValueError):
+    """A manifest or dataset folder breaks the contract; `problems` lists each finding."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source, self.problems = source, problems
+        lines = [f"{source}: {p}" for p in problems[:MAX_REPORTED]]
+        if len(problems) > MAX_REPORTED:
+            lines.append(f"{source}: ... and {len(problems) - MAX_REPORTED} more problem(s)")
+        super().__init__("\n".join(lines))
+
+
+def manifest_columns(taxonomy: Taxonomy) -> list[str]:
+    return [*HEAD_COLUMNS, *taxonomy.names, *TAIL_COLUMNS]
+
+
+def manifest_schema(taxonomy: Taxonomy) -> pa.DataFrameSchema:
+    """Column types and per-value rules; cross-field rules live in `validate_manifest`."""
+    text = [pa.Check.str_length(min_value=1)]
+    flag = [pa.Check.isin([0, 1])]
+    cols: dict[str, pa.Column] = {
+        "image": pa.Column(str, text),
+        "raw": pa.Column(str, text, nullable=True),
+        "item_id": pa.Column(str, text),
+        "split": pa.Column(str, pa.Check.isin(list(SPLITS))),
+        "scanner_id": pa.Column(str, text),
+        "source": pa.Column(str, text),
+        "width": pa.Column("int64", pa.Check.gt(0)),
+        "height": pa.Column("int64", pa.Check.gt(0)),
+    }
+    cols.update({name: pa.Column("int8", flag) for name in taxonomy.names})
+    cols["paper_only"] = pa.Column("int8", flag)
+    cols["boxes"] = pa.Column(str)
+    cols["meta"] = pa.Column(str)
+    return pa.DataFrameSchema(cols, strict=True, ordered=True, name="atr-manifest")
+
+
+def validate_manifest(
+    df: pd.DataFrame,
+    taxonomy: Taxonomy,
+    *,
+    source: str = "<manifest>",
+    root: str | Path | None = None,
+    check_files: bool = False,
+) -> pd.DataFrame:
+    """Check `df` against the contract; return it with canonical dtypes and a 0..n-1 index.
+
+    Raises ManifestError naming `source`, the 1-based row, its item_id and the field.
+    """
+    expected = manifest_columns(taxonomy)
+    if list(df.columns) != expected:
+        missing = [c for c in expected if c not in df.columns]
+        extra = [c for c in df.columns if c not in expected]
+        detail = f"missing {missing}" if missing else ""
+        detail += f"{'; ' if detail else ''}unexpected {extra}" if extra else ""
+        raise ManifestError(source, [f"columns: {detail or 'wrong order'}; expected {expected}"])
+    df = _canonical_dtypes(df.reset_index(drop=True))
+    try:
+        manifest_schema(taxonomy).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as e:
+        raise ManifestError(source, _describe_failures(e.failure_cases, df)) from None
+    problems = _cross_field_problems(df, taxonomy)
+    if check_files and not problems:
+        problems = _missing_files(df, Path(root if root is not None else "."))
+    if problems:
+        raise ManifestError(source, problems)
+    return df
+
+
+def _canonical_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    """Narrow any integer column to the contract's width when the values allow it, so
+    callers may build frames with plain ints; out-of-range values are left for the
+    schema to report by row."""
+    df = df.copy()
+    for col in df.columns:
+        s = df[col]
+        if not (pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s)):
+            continue
+        if col in ("width", "height"):
+            df[col] = s.astype("int64")
+        elif col not in HEAD_COLUMNS and (s.empty or (s.min() >= -128 and s.max() <= 127)):
+            df[col] = s.astype("int8")
+    return df
+
+
+def _row(df: pd.DataFrame, i: int) -> str:
+    return f"row {i + 1} (item_id {df['item_id'].iat[i]!r})"
+
+
+def _describe_failures(cases: pd.DataFrame, df: pd.DataFrame) -> list[str]:
+    out = []
+    for case in cases.itertuples(index=False):
+        col, check, value, idx = case.column, str(case.check), case.failure_case, case.index
+        if idx is None or (isinstance(idx, float) and math.isnan(idx)):
+            out.append(f"field {col!r}: column {check} failed (found {value})")
+            continue
+        where = f"{_row(df, int(idx))}: field {col!r}"
+        if check.startswith("isin"):
+            allowed = SPLITS if col == "split" else (0, 1)
+            out.append(f"{where}: {value!r} not in {allowed}")
+        elif check == "not_nullable":
+            out.append(f"{where}: missing value")
+        elif check.startswith("dtype"):
+            out.append(f"{where}: {value!r} is not of type {check[7:-2]}")
+        else:
+            out.append(f"{where}: {value!r} fails {check}")
+    return out
+
+
+def _cross_field_problems(df: pd.DataFrame, taxonomy: Taxonomy) -> list[str]:
+    problems: list[str] = []
+    dup = df["item_id"].duplicated(keep="first")
+    first_row = {v: i for i, v in reversed(list(enumerate(df["item_id"])))}
+    for i in np.flatnonzero(dup.to_numpy()):
+        where = f"{_row(df, i)}: field 'item_id'"
+        problems.append(f"{where}: duplicate of row {first_row[df['item_id'].iat[i]] + 1}")
+    for col in ("image", "raw"):
+        for i, p in enumerate(df[col]):
+            reason = None if p is None else _path_problem(p)
+            if reason:
+                problems.append(f"{_row(df, i)}: field {col!r}: {p!r} {reason}")
+    not_paper = [n for n in taxonomy.names if n not in taxonomy.paper]
+    claims = (df["paper_only"].to_numpy() == 1) & (df[not_paper].to_numpy() == 1).any(axis=1)
+    for i in np.flatnonzero(claims):
+        present = [n for n in not_paper if df[n].iat[i] == 1]
+        problems.append(f"{_row(df, i)}: field 'paper_only': 1 but non-paper class(es) {present}")
+    names = set(taxonomy.names)
+    for i, (boxes, meta, w, h) in enumerate(
+        zip(df["boxes"], df["meta"], df["width"], df["height"], strict=True)
+    ):
+        for msg in _box_problems(boxes, names, int(w), int(h)):
+            problems.append(f"{_row(df, i)}: field 'boxes': {msg}")
+        for label in _box_labels(boxes):
+            if label in names and df[label].iat[i] != 1:
+                problems.append(
+                    f"{_row(df, i)}: field {label!r}: 0 but a box is labelled {label!r}"
+                )
+        try:
+            ok = isinstance(json.loads(meta), dict)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            problems.append(f"{_row(df, i)}: field 'meta': not a JSON object: {meta!r:.80}")
+    return problems
+
+
+def _path_problem(p: str) -> str | None:
+    """Image paths stay inside the dataset folder: relative, posix, no `..`."""
+    if "\\" in p:
+        return "uses backslashes (posix paths only)"
+    pp = PurePosixPath(p)
+    if pp.is_absolute() or (len(p) > 1 and p[1] == ":"):
+        return "is absolute (must be relative to the dataset folder)"
+    if ".." in pp.parts:
+        return "escapes the dataset folder ('..')"
+    return None
+
+
+def _box_labels(boxes: str) -> list[str]:
+    try:
+        return [b["label"] for b in json.loads(boxes) if isinstance(b, dict) and "label" in b]
+    except (TypeError, ValueError):
+        return []
+
+
+def _box_problems(boxes: str, names: set[str], width: int, height: int) -> list[str]:
+    try:
+        parsed = json.loads(boxes)
+    except (TypeError, ValueError):
+        return [f"not valid JSON: {boxes!r:.80}"]
+    if not isinstance(parsed, list):
+        return ["not a JSON list"]
+    out = []
+    for k, b in enumerate(parsed):
+        if not isinstance(b, dict) or set(b) != {"label", "xyxy"}:
+            out.append(f"box #{k}: expected {{'label', 'xyxy'}}, got {b!r:.80}")
+            continue
+        if b["label"] not in names:
+            out.append(f"box #{k}: label {b['label']!r} not in the taxonomy")
+        xyxy = b["xyxy"]
+        nums = (
+            isinstance(xyxy, list)
+            and len(xyxy) == 4
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in xyxy
+            )
+        )
+        if not nums:
+            out.append(f"box #{k}: xyxy must be 4 finite numbers, got {xyxy!r:.80}")
+        elif not (0 <= xyxy[0] <= xyxy[2] <= width and 0 <= xyxy[1] <= xyxy[3] <= height):
+            out.append(f"box #{k}: xyxy {xyxy} not ordered inside the {width}x{height} image")
+    return out
+
+
+def _missing_files(df: pd.DataFrame, root: Path) -> list[str]:
+    problems = []
+    for col in ("image", "raw"):
+        for i, p in enumerate(df[col]):
+            if p is not None and not (root / p).is_file():
+                problems.append(f"{_row(df, i)}: field {col!r}: file {p!r} not found under {root}")
+    return problems
+
+
+# --- reading and writing ---------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    root: Path
+    manifest: pd.DataFrame
+    taxonomy: Taxonomy
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> pd.DataFrame:
+        if name not in SPLITS:
+            raise ValueError(f"split {name!r} not in {SPLITS}")
+        return self.manifest[self.manifest["split"] == name]
+
+    def image_paths(self, rows: pd.DataFrame | None = None) -> list[Path]:
+        rows = self.manifest if rows is None else rows
+        return [self.root / p for p in rows["image"]]
+
+    def targets(self, rows: pd.DataFrame | None = None) -> np.ndarray:
+        """float32 N x len(model_outputs): the screening model's training targets."""
+        rows = self.manifest if rows is None else rows
+        return rows[self.taxonomy.model_outputs].to_numpy(np.float32)
+
+
+def read_dataset(path: str | Path, taxonomy: Taxonomy | None = None) -> Dataset:
+    """Read and fully check a dataset folder (or its manifest file), files included.
+
+    With `taxonomy`, also refuse a dataset labelled with different classes."""
+    root = Path(path)
+    if root.name == MANIFEST_FILE:
+        root = root.parent
+    info_path, manifest_path = root / DATASET_FILE, root / MANIFEST_FILE
+    for p in (info_path, manifest_path):
+        if not p.is_file():
+            raise ManifestError(str(p), ["file not found (not an ATR dataset folder?)"])
+    try:
+        info = json.loads(info_path.read_text())
+        stored = Taxonomy.from_dict(info["taxonomy"])
+        version = info["schema_version"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ManifestError(str(info_path), [f"unreadable dataset description ({e})"]) from e
+    if version != SCHEMA_VERSION:
+        raise ManifestError(
+            str(info_path), [f"schema_version {version}, expected {SCHEMA_VERSION}"]
+        )
+    if taxonomy is not None and taxonomy.names != stored.names:
+        raise ManifestError(
+            str(info_path),
+            [f"taxonomy classes {stored.names} differ from expected {taxonomy.names}"],
+        )
+    try:
+        df = pd.read_parquet(manifest_path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise ManifestError(str(manifest_path), [f"unreadable Parquet ({e})"]) from e
+    df = validate_manifest(df, stored, source=str(manifest_path), root=root, check_files=True)
+    return Dataset(root=root, manifest=df, taxonomy=stored, info=info)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write to a temp file in the same folder, then os.replace: readers see old or new."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_manifest(
+    df: pd.DataFrame,
+    path: str | Path,
+    taxonomy: Taxonomy,
+    *,
+    check_files: bool = True,
+) -> Path:
+    """Validate and atomically write `df` to `path` (a manifest file or a dataset folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_FILE
+    df = validate_manifest(
+        df, taxonomy, source=str(path), root=path.parent, check_files=check_files
+    )
+    return atomic_write_bytes(path, df.to_parquet(index=False))
+
+
+def write_dataset_info(root: str | Path, taxonomy: Taxonomy, source: str, **extra: Any) -> Path:
+    info = {
+        "schema_version": SCHEMA_VERSION,
+        "taxonomy": taxonomy.to_dict(),
+        "source": source,
+        **extra,
+    }
+    return atomic_write_bytes(
+        Path(root) / DATASET_FILE, (json.dumps(info, indent=2) + "\n").encode()
+    )

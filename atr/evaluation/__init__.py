@@ -1,0 +1,1 @@
+"""Scoring a model package on a dataset, calibrating its policy, and reporting on it."""

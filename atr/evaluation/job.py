@@ -1,0 +1,38 @@
+"""`atr evaluate`: calibrate + evaluate the pipeline's package, or report on any package.
+
+    atr evaluate                                   # the DVC stage (atr.evaluation.calibrate)
+    atr evaluate evaluate.calibrate=false evaluate.package_dir=DIR evaluate.dataset=DS
+                                                   # report only: DIR's own policy on DS
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from atr.evaluation import calibrate
+from atr.evaluation.package_manifest import atomic_write_text
+from atr.evaluation.report import evaluate_package, report_markdown
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    ev = cfg.evaluate
+    if bool(ev.get("calibrate", True)):
+        return calibrate.run(cfg)
+    # Report-only: never rewrites the package (it may be a registered, approved version).
+    split = str(ev.split)
+    report = evaluate_package(ev.package_dir, ev.dataset, split, int(ev.batch_size))
+    out_dir = Path(ev.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / f"report_{split}.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / f"report_{split}.md", report_markdown({"package": report}))
+    return {
+        "report": str(out_dir / f"report_{split}.json"),
+        "auto_clear_rate": report["policy"]["auto_clear_rate"],
+        "leak_rate": report["policy"]["leak_rate"],
+        "leak_rate_upper": report["policy"]["leak_rate_upper"],
+        "macro_auroc": report["macro_auroc"],
+    }

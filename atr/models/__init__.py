@@ -1,0 +1,1 @@
+"""Screening models: timm backbones, the Lightning module and ONNX export."""

@@ -1,0 +1,74 @@
+"""Point MLflow at the runtime folder named by the config (tracking DB, registry, artifacts).
+
+Every job that talks to MLflow (train, evaluate, register, gate, approve) calls
+`configure(cfg)` first, so they all see the same SQLite store whatever directory
+they run from. The registry needs a database backend: a file store is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+DEFAULT_MODEL_NAME = "atr-screening"
+DEFAULT_EXPERIMENT = "atr-screening"
+# Registry-capable stores; a plain file store (./mlruns) cannot hold registered models.
+REGISTRY_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql", "http", "databricks")
+
+
+def _select(cfg: Any, key: str, default: Any = None) -> Any:
+    """cfg.a.b lookup that tolerates missing keys (configs of other jobs lack our groups)."""
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key, default=default) if cfg is not None else default
+    return default if value is None else value
+
+
+def model_name(cfg: Any) -> str:
+    return str(_select(cfg, "registry.model_name", DEFAULT_MODEL_NAME))
+
+
+def configure(cfg: Any) -> MlflowClient:
+    """Set tracking + registry URIs from `paths`; make sure the folders exist. Returns a client."""
+    tracking_uri = str(_select(cfg, "paths.tracking_uri"))
+    registry_uri = str(_select(cfg, "paths.registry_uri", tracking_uri))
+    if not tracking_uri or tracking_uri == "None":
+        raise ValueError("paths.tracking_uri is not set (conf/paths/default.yaml)")
+    if not registry_uri.startswith(REGISTRY_SCHEMES):
+        raise ValueError(
+            f"paths.registry_uri={registry_uri!r}: the model registry needs a database "
+            "backend (e.g. sqlite:///runtime/mlflow/mlflow.db) or an MLflow server URL"
+        )
+    for uri in (tracking_uri, registry_uri):
+        _ensure_sqlite_folder(uri)
+    artifacts = _select(cfg, "paths.mlflow_artifacts")
+    if artifacts:
+        Path(str(artifacts)).mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+
+def ensure_experiment(cfg: Any, name: str | None = None) -> str:
+    """Experiment id for `name` (default `mlflow.experiment` or atr-screening), created with
+    its artifacts under `paths.mlflow_artifacts/<name>` so they live in the runtime folder,
+    not in ./mlruns of whatever directory the job ran from."""
+    name = name or str(_select(cfg, "mlflow.experiment", DEFAULT_EXPERIMENT))
+    client = MlflowClient()
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    artifacts = _select(cfg, "paths.mlflow_artifacts")
+    location = Path(str(artifacts)).resolve().joinpath(name).as_uri() if artifacts else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _ensure_sqlite_folder(uri: str) -> None:
+    # SQLAlchemy will not create the parent folder of a SQLite file.
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        if str(db) != ":memory:":
+            db.parent.mkdir(parents=True, exist_ok=True)

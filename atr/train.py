@@ -1,0 +1,213 @@
+"""`atr train`: fit the screening model (Lightning), track it (MLflow), write its files.
+
+Outputs in `train.out_dir`: model.ckpt (best on val), model.onnx, preprocess.json,
+taxonomy.json, train_metrics.json, run.json. Evaluation (`atr evaluate`) takes it from
+there: it scores calib/test with the ONNX model, calibrates the policy and registers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from atr.data.datamodule import ScreeningDataModule
+from atr.inference.preprocess import PreprocessSpec
+from atr.models.callbacks import TrainThroughput
+from atr.models.onnx_export import export_onnx
+from atr.models.screening_module import ScreeningModule
+from atr.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(
+    cfg: DictConfig, taxonomy: Taxonomy, spec: PreprocessSpec
+) -> ScreeningDataModule:
+    d = cfg.data
+    return ScreeningDataModule(
+        dataset_dir=d.dir,
+        taxonomy=taxonomy,
+        spec=spec,
+        augment=OmegaConf.to_container(cfg.augment, resolve=True),
+        batch_size=int(d.batch_size),
+        num_workers=int(d.num_workers),
+        persistent_workers=bool(d.persistent_workers),
+        pin_memory=bool(d.pin_memory),
+        imbalance=str(d.imbalance),
+        pos_weight_cap=float(d.pos_weight_cap),
+        seed=int(cfg.seed),
+    )
+
+
+def build_model(cfg: DictConfig, taxonomy: Taxonomy, pos_weight: list[float]) -> ScreeningModule:
+    m = cfg.model
+    return ScreeningModule(
+        outputs=taxonomy.model_outputs,
+        backbone=str(m.backbone),
+        pretrained=bool(m.pretrained),
+        input_size=int(m.preprocess.input_size),
+        dropout=float(m.dropout),
+        lr=float(m.lr),
+        weight_decay=float(m.weight_decay),
+        warmup_fraction=float(m.warmup_fraction),
+        pos_weight=pos_weight,
+    )
+
+
+def flat_params(cfg: DictConfig) -> dict[str, Any]:
+    """Config as dotted MLflow params; the taxonomy by name (its classes are in taxonomy.json)."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    tree["taxonomy"] = {"name": tree["taxonomy"].get("name")}
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(tree, "")
+    return flat
+
+
+def resolve_resume(resume_from: str | None, ckpt_dir: Path) -> str | None:
+    """None, an existing .ckpt path, or "last": the newest <ckpt_dir>/<run>/last.ckpt."""
+    if not resume_from:
+        return None
+    if resume_from == "last":
+        found = sorted(ckpt_dir.glob("*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise FileNotFoundError(f"train.resume_from=last: no */last.ckpt under {ckpt_dir}")
+        return str(found[-1])
+    path = Path(resume_from)
+    if not path.is_file():
+        raise FileNotFoundError(f"train.resume_from: checkpoint {path} does not exist")
+    return str(path)
+
+
+def make_logger(cfg: DictConfig, tags: dict[str, str]) -> MLFlowLogger:
+    from atr.registry.tracking import configure, ensure_experiment
+
+    configure(cfg)  # the runtime folder's SQLite store, artifacts under paths.mlflow_artifacts
+    ensure_experiment(cfg, str(cfg.mlflow.experiment))
+    return MLFlowLogger(
+        experiment_name=str(cfg.mlflow.experiment),
+        tracking_uri=str(cfg.paths.tracking_uri),
+        tags=tags,
+        log_model=False,  # the package is logged and registered by evaluation
+    )
+
+
+def data_tags(dataset_dir: Path) -> dict[str, str]:
+    try:
+        from atr.registry.lineage import lineage_tags
+
+        return lineage_tags(dataset_dir)
+    except Exception as exc:  # lineage is information, never a reason to fail training
+        log.warning("lineage tags unavailable: %s", exc)
+        return {"data.path": str(dataset_dir)}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    L.seed_everything(int(cfg.seed), workers=True)
+    taxonomy = Taxonomy.from_dict(OmegaConf.to_container(cfg.taxonomy, resolve=True))
+    spec = PreprocessSpec(**OmegaConf.to_container(cfg.model.preprocess, resolve=True))
+    datamodule = build_datamodule(cfg, taxonomy, spec)
+    dataset = datamodule.load()  # fails early, naming the folder, if the data is not there
+    model = build_model(cfg, taxonomy, datamodule.pos_weight())
+    ckpt_path = resolve_resume(cfg.train.resume_from, Path(cfg.train.ckpt_dir))
+
+    tags = {**data_tags(Path(cfg.data.dir)), "job": "train", "backbone": str(cfg.model.backbone)}
+    if ckpt_path:
+        tags["resumed_from"] = ckpt_path
+    logger = make_logger(cfg, tags)
+    logger.log_hyperparams(flat_params(cfg))
+    checkpoint = ModelCheckpoint(
+        dirpath=Path(cfg.train.ckpt_dir) / logger.run_id,
+        filename="best-{epoch:02d}",
+        monitor=str(cfg.train.monitor),
+        mode=str(cfg.train.monitor_mode),
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    throughput = TrainThroughput()
+    trainer = L.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        logger=logger,
+        callbacks=[checkpoint, throughput, LearningRateMonitor(logging_interval="epoch")],
+        default_root_dir=str(cfg.train.ckpt_dir),
+    )
+    started = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    wall = time.perf_counter() - started
+    if not trainer.is_global_zero:
+        return {}
+
+    best = checkpoint.best_model_path
+    if best:  # export the weights that were best on val, not merely the last ones
+        model = ScreeningModule.load_from_checkpoint(best, map_location="cpu")
+    final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = {
+        "wall_time_s": round(wall, 2),
+        "train_images_per_s": round(throughput.images_per_s, 1),
+        "train_images_seen": throughput.images,
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "train_size": len(dataset.split("train")),
+        "val_size": len(dataset.split("val")),
+        "best_checkpoint": best or None,
+        "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None
+        else None,
+        "monitor": str(cfg.train.monitor),
+        "final_metrics": final,
+        "pos_weight": dict(zip(taxonomy.model_outputs, model.pos_weight.tolist(), strict=True)),
+        "device": f"{cfg.trainer.accelerator} x{cfg.trainer.devices}",
+    }
+    out = write_outputs(cfg, model, trainer, spec, taxonomy, metrics, logger)
+    logger.log_metrics({"wall_time_s": wall, "train_images_per_s": throughput.images_per_s})
+    logger.experiment.log_artifact(logger.run_id, str(out / "train_metrics.json"))
+    logger.finalize("success")
+    return {"out_dir": str(out), "run_id": logger.run_id, **{k: metrics[k] for k in (
+        "wall_time_s", "train_images_per_s", "epochs", "best_score")},
+        **{k: v for k, v in final.items() if k.startswith("val/")}}
+
+
+def write_outputs(
+    cfg: DictConfig,
+    model: ScreeningModule,
+    trainer: L.Trainer,
+    spec: PreprocessSpec,
+    taxonomy: Taxonomy,
+    metrics: dict[str, Any],
+    logger: MLFlowLogger,
+) -> Path:
+    out = Path(cfg.train.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if metrics["best_checkpoint"]:
+        shutil.copyfile(metrics["best_checkpoint"], out / "model.ckpt")
+    else:  # fast_dev_run and friends write no checkpoints: save the weights we have
+        trainer.save_checkpoint(out / "model.ckpt", weights_only=True)
+    export_onnx(model, out / "model.onnx", spec.input_size, opset=int(cfg.train.onnx_opset),
+                atol=float(cfg.train.onnx_atol))
+    spec.save(out / "preprocess.json")
+    (out / "taxonomy.json").write_text(json.dumps(taxonomy.to_dict(), indent=2) + "\n")
+    (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    run_info = {
+        "run_id": logger.run_id,
+        "experiment_id": logger.experiment_id,
+        "tracking_uri": str(cfg.paths.tracking_uri),
+    }
+    (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
+    log.info("model files written to %s (MLflow run %s)", out, logger.run_id)
+    return out

@@ -1,0 +1,103 @@
+"""The challenger-vs-champion gate on a simulated gold set and frontline batch (real MLflow)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from atr.registry import verdict as rules
+from atr.registry.approve import approve
+from atr.registry.gate import gate, newest_frontline_batch
+from atr.registry.register import register_package
+
+NAME = "atr-screening"
+
+
+def _register(registry_cfg, new_package) -> None:
+    pkg = new_package(registry_cfg("register"))
+    register_package(pkg, registry_cfg("register", f"register.eval_dir={pkg / 'artifacts/eval'}"))
+
+
+def test_gate_reports_on_version_and_never_moves_aliases(
+    registry_cfg, new_package, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    frontline = tmp_path / "frontline"
+    shutil.copytree(tiny_dataset, frontline / "batch-001")
+    gate_args = ("gate", f"gate.gold_dataset={tiny_dataset}", f"gate.frontline_dir={frontline}",
+                 "gate.leak_target=0.5")
+    _register(registry_cfg, new_package)
+
+    alone = gate(registry_cfg(*gate_args))
+    assert alone["verdict"] == rules.NO_CHAMPION
+    assert set(alone["datasets"]) == {"gold", "frontline"}
+    client = MlflowClient()
+    v1 = client.get_model_version(NAME, "1")
+    assert "| metric | challenger v1 |" in v1.description
+    assert v1.tags["gate.verdict"] == "no-champion"
+    assert v1.tags["gate.gold.n"] == str(int((_split(tiny_dataset) == "test").sum()))
+    assert v1.tags["gate.frontline.n"] == "120"  # frontline batches are scored whole
+
+    approve(registry_cfg("approve"), version=1, by="alice")
+    _register(registry_cfg, new_package)
+    result = gate(registry_cfg(*gate_args))
+    v2 = client.get_model_version(NAME, "2")
+    assert result["champion"] == 1 and result["challenger"] == 2
+    assert "| metric | challenger v2 | champion v1 |" in v2.description
+    assert v2.tags["gate.verdict"] in {rules.BETTER, rules.WORSE, rules.MIXED}
+    assert v2.tags["gate.verdict"] == result["verdict"]
+    assert v2.tags["gate.champion_version"] == "1"
+    assert {"gate.gold.auto_clear_rate", "gate.gold.champion.leak_rate_upper",
+            "gate.frontline.verdict"} <= set(v2.tags)
+    # Same network weights in both versions: same figures, so not worse on safety.
+    assert v2.tags["gate.gold.leak_count"] == v2.tags["gate.gold.champion.leak_count"]
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
+
+
+def _split(dataset: Path):
+    import pandas as pd
+
+    return pd.read_parquet(dataset / "manifest.parquet")["split"]
+
+
+def test_newest_frontline_batch_is_picked_by_manifest_time(tmp_path: Path) -> None:
+    assert newest_frontline_batch(tmp_path / "absent") is None
+    for i, name in enumerate(["2024-05", "2024-04", "no-manifest"]):
+        (tmp_path / name).mkdir()
+        if name != "no-manifest":
+            (tmp_path / name / "manifest.parquet").write_bytes(b"x")
+            os.utime(tmp_path / name / "manifest.parquet", (1000 + i, 1000 + i))
+    assert newest_frontline_batch(tmp_path) == tmp_path / "2024-04"
+
+
+def _report(auto_clear: float, leaks: int, upper: float | None, threats_cleared: int = 0):
+    return {"policy": {"auto_clear_rate": auto_clear, "leak_count": leaks,
+                       "leak_rate_upper": upper, "threat_cleared_count": threats_cleared}}
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "expected"),
+    [
+        (_report(0.50, 0, 0.004), _report(0.45, 0, 0.004), rules.BETTER),
+        (_report(0.445, 0, 0.004), _report(0.45, 0, 0.004), rules.BETTER),  # within margin
+        (_report(0.30, 0, 0.004), _report(0.45, 0, 0.004), rules.MIXED),  # safe, clears less
+        (_report(0.60, 3, 0.020), _report(0.45, 0, 0.004), rules.WORSE),  # breaks the bound
+        (_report(0.60, 0, 0.004, threats_cleared=1), _report(0.4, 0, 0.004), rules.WORSE),
+        (_report(0.60, 0, 0.030), _report(0.45, 1, 0.040), rules.MIXED),  # both under-powered
+        (_report(0.60, 2, 0.030), _report(0.45, 1, 0.040), rules.WORSE),  # ...and leaks more
+        (_report(0.60, 0, 0.004), None, rules.NO_CHAMPION),
+    ],
+)
+def test_dataset_verdict_rule(challenger, champion, expected) -> None:
+    assert rules.dataset_verdict(challenger, champion, 0.005, 0.01) == expected
+
+
+def test_overall_verdict() -> None:
+    assert rules.overall_verdict({"gold": "better", "frontline": "better"}) == "better"
+    assert rules.overall_verdict({"gold": "better", "frontline": "worse"}) == "worse"
+    assert rules.overall_verdict({"gold": "better", "frontline": "mixed"}) == "mixed"
+    assert rules.overall_verdict({"gold": "no-champion"}) == "no-champion"
