@@ -84,7 +84,8 @@ class Taxonomy:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"taxonomy: duplicate class name(s) {dupes}")
-        reserved = {"paper_only", "image", "item_id", "split", "scanner_id", "source", "boxes", "meta"}
+        reserved = {"paper_only", "image", "raw", "item_id", "split", "scanner_id", "source",
+                    "width", "height", "boxes", "meta"}
         clash = sorted(reserved & set(names))
         if clash:
             raise ValueError(f"taxonomy: class name(s) {clash} clash with manifest columns")

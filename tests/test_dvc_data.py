@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from atr.data.synth import make_dataset
@@ -26,7 +27,7 @@ def test_repository_is_a_dvc_repo_with_a_default_local_remote() -> None:
     cfg = configparser.ConfigParser()
     cfg.read(REPO / ".dvc" / "config")
     remote = cfg["core"]["remote"]
-    url = cfg[f'remote "{remote}"']["url"]
+    url = cfg[f"'remote \"{remote}\"'"]["url"]
     # the default remote is a folder in the runtime root, relative so every clone has its own
     assert (REPO / ".dvc" / url).resolve() == REPO / "runtime" / "dvc-remote"
     pointer = yaml.safe_load((REPO / "data.dvc").read_text())
@@ -51,3 +52,22 @@ def test_dataset_round_trips_through_a_local_remote(tmp_path: Path) -> None:
     after = pd.read_parquet(repo / "data/synth/small/manifest.parquet")
     pd.testing.assert_frame_equal(before, after)
     assert len(list((repo / "data/synth/small").rglob("*.png"))) == 60
+
+
+@pytest.mark.slow
+def test_gold_set_regenerates_to_the_md5_in_data_dvc(tmp_path: Path) -> None:
+    """A fresh clone has no DVC cache: `make data` rebuilds data/gold from its seed, and
+    the rebuilt folder must be exactly the one data.dvc records."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _run(["git", "init", "-q"], repo)
+    _run([DVC, "init", "-q"], repo)
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "atr"), "data", "synth", "preset=gold"],
+        cwd=repo, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    _run([DVC, "add", "-q", "data"], repo)
+    rebuilt = yaml.safe_load((repo / "data.dvc").read_text())["outs"][0]
+    recorded = yaml.safe_load((REPO / "data.dvc").read_text())["outs"][0]
+    assert (rebuilt["md5"], rebuilt["nfiles"]) == (recorded["md5"], recorded["nfiles"])

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
 
 TINY = {
-    "dataset": {"count": 360, "image_size": 64, "seed": 3, "scanner": "parcel_160kv", "mix": "default"},
+    "dataset": {"count": 360, "image_size": 64, "seed": 3, "scanner": "parcel_160kv",
+                "mix": "default"},
     "train": {"experiment": "baseline", "max_epochs": 1, "seed": 0},
     # a tiny calibration set cannot support the production bound: relax it for the test
     "policy": {"leak_rate_target": 0.3, "confidence": 0.8, "threat_recall_target": 0.9,

@@ -21,7 +21,7 @@ from typing import Any
 from mlflow.entities.model_registry import ModelVersion
 
 from atr.registry.package_files import ChecksumError
-from atr.registry.tracking import _select, configure, model_name
+from atr.registry.tracking import cfg_value, configure, model_name
 from atr.registry.versions import resolve, verified_package
 
 CHAMPION = "champion"
@@ -47,7 +47,7 @@ def approve(
     target = resolve(client, name, str(version))
     if target is None:
         raise ValueError(f"model {name} has no version {version}")
-    workdir = Path(str(_select(cfg, "approve.download_dir", "runtime/approve")))
+    workdir = Path(str(cfg_value(cfg, "approve.download_dir", "runtime/approve")))
     try:
         package = verified_package(target, workdir)
     except ChecksumError as exc:
@@ -71,15 +71,15 @@ def approve(
 
 def run(cfg: Any) -> dict[str, Any]:
     """Job for `atr approve VERSION --by NAME [--auto-approve]`."""
-    version = _select(cfg, "approve.version")
+    version = cfg_value(cfg, "approve.version")
     if version is None:
         raise ValueError("usage: atr approve VERSION --by NAME")
     approved = approve(
         cfg,
         version=str(version),
-        by=str(_select(cfg, "approve.by", "")),
-        mode=str(_select(cfg, "approve.mode", "manual")),
-        alias=str(_select(cfg, "approve.alias", CHAMPION)),
+        by=str(cfg_value(cfg, "approve.by", "")),
+        mode=str(cfg_value(cfg, "approve.mode", "manual")),
+        alias=str(cfg_value(cfg, "approve.alias", CHAMPION)),
     )
     return {
         "name": approved.name,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from atr.registry import verdict as rules
-from atr.registry.tracking import _select, configure, model_name
+from atr.registry.tracking import cfg_value, configure, model_name
 from atr.registry.versions import resolve, verified_package
 
 KEY_FIGURES = ("n", "auto_clear_rate", "leak_count", "leak_rate", "leak_rate_upper",
@@ -28,20 +28,20 @@ def gate(cfg: Any) -> dict[str, Any]:
     """Compare challenger with champion; returns verdicts, tags written and the markdown."""
     client = configure(cfg)
     name = model_name(cfg)
-    challenger = resolve(client, name, _select(cfg, "gate.challenger", "challenger"))
+    challenger = resolve(client, name, cfg_value(cfg, "gate.challenger", "challenger"))
     if challenger is None:
-        raise ValueError(f"model {name}: no version for {_select(cfg, 'gate.challenger')!r}; "
+        raise ValueError(f"model {name}: no version for {cfg_value(cfg, 'gate.challenger')!r}; "
                          "register one first (atr register)")
-    champion = resolve(client, name, _select(cfg, "gate.champion", "champion"))
+    champion = resolve(client, name, cfg_value(cfg, "gate.champion", "champion"))
     if champion is not None and str(champion.version) == str(challenger.version):
         champion = None  # a version cannot be gated against itself
-    workdir = Path(str(_select(cfg, "gate.download_dir", "runtime/gate")))
+    workdir = Path(str(cfg_value(cfg, "gate.download_dir", "runtime/gate")))
     packages = {"challenger": verified_package(challenger, workdir)}
     if champion is not None:
         packages["champion"] = verified_package(champion, workdir)
 
     leak_target = _leak_target(cfg, packages["challenger"])
-    margin = float(_select(cfg, "gate.auto_clear_margin", 0.01))
+    margin = float(cfg_value(cfg, "gate.auto_clear_margin", 0.01))
     sections, tags, verdicts = [], {}, {}
     for label, (dataset, split) in datasets(cfg).items():
         reports = {role: evaluate(pkg, dataset, split) for role, pkg in packages.items()}
@@ -54,7 +54,7 @@ def gate(cfg: Any) -> dict[str, Any]:
         sections.append(_section(label, dataset, split, reports, challenger, champion,
                                  verdicts[label]))
     if not verdicts:
-        raise FileNotFoundError(f"no gate dataset found: {_select(cfg, 'gate.gold_dataset')} "
+        raise FileNotFoundError(f"no gate dataset found: {cfg_value(cfg, 'gate.gold_dataset')} "
                                 "has no manifest.parquet and no frontline batch is labelled")
 
     overall = rules.overall_verdict(verdicts)
@@ -69,7 +69,7 @@ def gate(cfg: Any) -> dict[str, Any]:
     client.update_model_version(name, challenger.version, description=_fit(markdown))
     for key, value in tags.items():
         client.set_model_version_tag(name, challenger.version, key, value)
-    report_path = _select(cfg, "gate.report")
+    report_path = cfg_value(cfg, "gate.report")
     if report_path:
         Path(str(report_path)).parent.mkdir(parents=True, exist_ok=True)
         Path(str(report_path)).write_text(markdown)
@@ -86,12 +86,13 @@ def run(cfg: Any) -> str:
 def datasets(cfg: Any) -> dict[str, tuple[Path, str]]:
     """{label: (dataset folder, split)}: the gold set and the newest labelled frontline batch."""
     found: dict[str, tuple[Path, str]] = {}
-    gold = Path(str(_select(cfg, "gate.gold_dataset", "data/gold")))
+    gold = Path(str(cfg_value(cfg, "gate.gold_dataset", "data/gold")))
     if (gold / "manifest.parquet").is_file():
-        found["gold"] = (gold, str(_select(cfg, "gate.split", "test")))
-    batch = newest_frontline_batch(Path(str(_select(cfg, "gate.frontline_dir", "data/frontline"))))
+        found["gold"] = (gold, str(cfg_value(cfg, "gate.split", "test")))
+    frontline = Path(str(cfg_value(cfg, "gate.frontline_dir", "data/frontline")))
+    batch = newest_frontline_batch(frontline)
     if batch is not None:
-        found["frontline"] = (batch, str(_select(cfg, "gate.frontline_split", "all")))
+        found["frontline"] = (batch, str(cfg_value(cfg, "gate.frontline_split", "all")))
     return found
 
 
@@ -125,7 +126,7 @@ def evaluate(package: Path, dataset: Path, split: str) -> dict[str, Any]:
 
 
 def _leak_target(cfg: Any, package: Path) -> float:
-    configured = _select(cfg, "gate.leak_target")
+    configured = cfg_value(cfg, "gate.leak_target")
     if configured is not None:
         return float(configured)
     import json

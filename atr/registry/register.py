@@ -25,7 +25,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from atr.registry import lineage
 from atr.registry.package_files import check_package, checksum_tags
-from atr.registry.tracking import _select, configure, ensure_experiment, model_name
+from atr.registry.tracking import cfg_value, configure, ensure_experiment, model_name
 
 CHALLENGER = "challenger"
 LINEAGE_PREFIXES = ("data.", "git.")
@@ -40,7 +40,7 @@ def register_package(package_dir: str | Path, cfg: Any) -> ModelVersion:
     checksums = check_package(package)
     client = configure(cfg)
     name = model_name(cfg)
-    eval_dir = Path(str(_select(cfg, "register.eval_dir", package / "artifacts" / "eval")))
+    eval_dir = Path(str(cfg_value(cfg, "register.eval_dir", package / "artifacts" / "eval")))
     metrics = flatten_metrics(_read_json(eval_dir / "metrics.json"))
     policy = _read_json(package / "policy.json")
     if not policy:
@@ -102,7 +102,7 @@ def _log_pyfunc(staged: Path, outputs: list[str], size: int) -> Any:
 
 def run(cfg: Any) -> dict[str, Any]:
     """Job for `atr register`: register `register.package_dir`, write registered.json."""
-    version = register_package(str(_select(cfg, "register.package_dir")), cfg)
+    version = register_package(str(cfg_value(cfg, "register.package_dir")), cfg)
     result = {
         "name": version.name,
         "version": int(version.version),
@@ -111,7 +111,7 @@ def run(cfg: Any) -> dict[str, Any]:
         "alias": CHALLENGER,
         "source": version.source,
     }
-    out = Path(str(_select(cfg, "register.output", "artifacts/registered.json")))
+    out = Path(str(cfg_value(cfg, "register.output", "artifacts/registered.json")))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -155,7 +155,7 @@ def _lineage(cfg: Any, run_tags: Mapping[str, str]) -> dict[str, str]:
     recorded = {k: v for k, v in run_tags.items() if k.startswith(LINEAGE_PREFIXES)}
     if "data.dvc_md5" in recorded:
         return recorded
-    dataset = _select(cfg, "register.dataset_dir", _select(cfg, "paths.data_dir", "data"))
+    dataset = cfg_value(cfg, "register.dataset_dir", cfg_value(cfg, "paths.data_dir", "data"))
     return {**lineage.lineage_tags(str(dataset)), **recorded}
 
 

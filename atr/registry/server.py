@@ -21,28 +21,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atr.registry.tracking import _select, configure
+from atr.registry.tracking import cfg_value, configure
 
 
 def server_command(cfg: Any) -> list[str]:
     """The `mlflow server` command line for this configuration."""
-    tracking_uri = str(_select(cfg, "paths.tracking_uri"))
-    registry_uri = str(_select(cfg, "paths.registry_uri", tracking_uri))
-    artifacts = Path(str(_select(cfg, "paths.mlflow_artifacts"))).resolve()
+    tracking_uri = str(cfg_value(cfg, "paths.tracking_uri"))
+    registry_uri = str(cfg_value(cfg, "paths.registry_uri", tracking_uri))
+    artifacts = Path(str(cfg_value(cfg, "paths.mlflow_artifacts"))).resolve()
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", tracking_uri,
         "--registry-store-uri", registry_uri,
         "--default-artifact-root", artifacts.as_uri(),
         "--artifacts-destination", artifacts.as_uri(),
-        "--host", str(_select(cfg, "mlflow.host", "127.0.0.1")),
-        "--port", str(int(_select(cfg, "mlflow.port", 5000))),
-        "--workers", str(int(_select(cfg, "mlflow.workers", 1))),
+        "--host", str(cfg_value(cfg, "mlflow.host", "127.0.0.1")),
+        "--port", str(int(cfg_value(cfg, "mlflow.port", 5000))),
+        "--workers", str(int(cfg_value(cfg, "mlflow.workers", 1))),
     ]
-    allowed = _select(cfg, "mlflow.allowed_hosts")
+    allowed = cfg_value(cfg, "mlflow.allowed_hosts")
     if allowed:
         cmd += ["--allowed-hosts", str(allowed)]
-    cmd += [str(a) for a in (_select(cfg, "mlflow.extra_args", []) or [])]
+    cmd += [str(a) for a in (cfg_value(cfg, "mlflow.extra_args", []) or [])]
     return cmd
 
 
@@ -50,8 +50,8 @@ def run(cfg: Any) -> None:
     """Job for `atr mlflow`: create the store if needed, then run the server in the foreground."""
     configure(cfg)  # creates the runtime folders; the server creates the tables
     cmd = server_command(cfg)
-    host, port = _select(cfg, "mlflow.host", "127.0.0.1"), _select(cfg, "mlflow.port", 5000)
-    print(f"MLflow UI: http://{host}:{port}  (store {_select(cfg, 'paths.tracking_uri')})",
+    host, port = cfg_value(cfg, "mlflow.host", "127.0.0.1"), cfg_value(cfg, "mlflow.port", 5000)
+    print(f"MLflow UI: http://{host}:{port}  (store {cfg_value(cfg, 'paths.tracking_uri')})",
           flush=True)
     try:
         code = subprocess.run(cmd, check=False).returncode

@@ -19,7 +19,7 @@ DEFAULT_EXPERIMENT = "atr-screening"
 REGISTRY_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql", "http", "databricks")
 
 
-def _select(cfg: Any, key: str, default: Any = None) -> Any:
+def cfg_value(cfg: Any, key: str, default: Any = None) -> Any:
     """cfg.a.b lookup that tolerates missing keys (configs of other jobs lack our groups)."""
     from omegaconf import OmegaConf
 
@@ -28,13 +28,13 @@ def _select(cfg: Any, key: str, default: Any = None) -> Any:
 
 
 def model_name(cfg: Any) -> str:
-    return str(_select(cfg, "registry.model_name", DEFAULT_MODEL_NAME))
+    return str(cfg_value(cfg, "registry.model_name", DEFAULT_MODEL_NAME))
 
 
 def configure(cfg: Any) -> MlflowClient:
     """Set tracking + registry URIs from `paths`; make sure the folders exist. Returns a client."""
-    tracking_uri = str(_select(cfg, "paths.tracking_uri"))
-    registry_uri = str(_select(cfg, "paths.registry_uri", tracking_uri))
+    tracking_uri = str(cfg_value(cfg, "paths.tracking_uri"))
+    registry_uri = str(cfg_value(cfg, "paths.registry_uri", tracking_uri))
     if not tracking_uri or tracking_uri == "None":
         raise ValueError("paths.tracking_uri is not set (conf/paths/default.yaml)")
     if not registry_uri.startswith(REGISTRY_SCHEMES):
@@ -44,7 +44,7 @@ def configure(cfg: Any) -> MlflowClient:
         )
     for uri in (tracking_uri, registry_uri):
         _ensure_sqlite_folder(uri)
-    artifacts = _select(cfg, "paths.mlflow_artifacts")
+    artifacts = cfg_value(cfg, "paths.mlflow_artifacts")
     if artifacts:
         Path(str(artifacts)).mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri)
@@ -56,12 +56,12 @@ def ensure_experiment(cfg: Any, name: str | None = None) -> str:
     """Experiment id for `name` (default `mlflow.experiment` or atr-screening), created with
     its artifacts under `paths.mlflow_artifacts/<name>` so they live in the runtime folder,
     not in ./mlruns of whatever directory the job ran from."""
-    name = name or str(_select(cfg, "mlflow.experiment", DEFAULT_EXPERIMENT))
+    name = name or str(cfg_value(cfg, "mlflow.experiment", DEFAULT_EXPERIMENT))
     client = MlflowClient()
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    artifacts = _select(cfg, "paths.mlflow_artifacts")
+    artifacts = cfg_value(cfg, "paths.mlflow_artifacts")
     location = Path(str(artifacts)).resolve().joinpath(name).as_uri() if artifacts else None
     return client.create_experiment(name, artifact_location=location)
 

@@ -39,13 +39,25 @@ def download_package(version: ModelVersion, dest_root: str | Path) -> Path:
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{version.name}/{version.version}", dst_path=str(dest)
     )
-    package = Path(local) / "artifacts" / PACKAGE_ARTIFACT
+    package = Path(local) / _package_path(Path(local))
     if not package.is_dir():
         raise FileNotFoundError(
             f"model {version.name} v{version.version}: no package folder in its artifacts "
             f"({version.source}); was it registered with `atr register`?"
         )
     return package
+
+
+def _package_path(model_dir: Path) -> str:
+    """Where the `package` artifact sits inside a downloaded pyfunc, read from its MLmodel
+    (`atr register` stages it as artifacts/package; older logs kept the folder's name)."""
+    from mlflow.models import Model
+
+    try:
+        flavor = Model.load(str(model_dir)).flavors.get("python_function", {})
+        return str(flavor["artifacts"][PACKAGE_ARTIFACT]["path"])
+    except (MlflowException, OSError, KeyError, TypeError):
+        return f"artifacts/{PACKAGE_ARTIFACT}"
 
 
 def verified_package(version: ModelVersion, dest_root: str | Path) -> Path:

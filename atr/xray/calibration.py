@@ -16,7 +16,9 @@ from atr.xray.beam_hardening import physics_tables
 from atr.xray.colour import CURVE_A_HIGH, Palette
 from atr.xray.scanner_profile import ScannerProfile
 
-REFERENCES = {"ratio_organic": "polyethylene", "ratio_inorganic": "aluminium",
+# Cellulose, not polyethylene, anchors "organic": post is mostly paper and card,
+# and polyethylene (lower Z) then still lands on the orange side.
+REFERENCES = {"ratio_organic": "paper", "ratio_inorganic": "aluminium",
               "ratio_metal": "steel"}
 
 

@@ -18,6 +18,8 @@ from atr.xray.materials import MATERIAL_NAMES
 from atr.xray.shapes import Shape, ShapeContext, rect, scale_shape, shape_family
 from atr.xray.thickness_map import Placement, draw
 
+ENVELOPE_THREATS = {"narcotics", "lithium_battery", "knife", "ammunition"}
+
 
 @dataclass
 class Scene:
@@ -60,15 +62,17 @@ class SceneComposer:
         if kind == "goods":
             n_goods = max(n_goods, 1)
         n_threat = 0 if kind != "threat" else 1 + int(rng.random() < mix.p_second_threat)
-        envelope = rng.random() < mix.p_envelope and n_goods <= 2
-        ctx = ShapeContext(flat=envelope)
 
+        threats = [pick(rng, tax.threats, mix.threat_weights) for _ in range(n_threat)]
+        # Only flat things travel in envelopes: a pistol or a shoe means a parcel.
+        envelope = (rng.random() < mix.p_envelope and n_goods <= 2
+                    and all(self.family[c] in ENVELOPE_THREATS for c in threats))
+        ctx = ShapeContext(flat=envelope)
         paper = [(c, self._shape(rng, c, ctx)) for c in
                  (pick(rng, tax.paper, mix.paper_weights) for _ in range(n_paper))]
         n_goods = n_goods if tax.goods else 0
         goods = [(c, self._shape(rng, c, ctx)) for c in
                  (pick(rng, tax.goods, mix.goods_weights) for _ in range(n_goods))]
-        threats = [pick(rng, tax.threats, mix.threat_weights) for _ in range(n_threat)]
         if envelope and not all(s.flat for _, s in paper + goods):
             envelope = False
         container = shape_family("envelope" if envelope else "parcel_box")(rng, ctx)

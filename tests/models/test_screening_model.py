@@ -1,0 +1,78 @@
+"""Screening model: shapes, loss weighting, backbone errors, ONNX export parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from atr.data.datamodule import pos_weight_from
+from atr.models.backbones import UnknownBackboneError, create_backbone
+from atr.models.onnx_export import ScoresAndEmbedding, export_onnx
+from atr.models.screening_module import ScreeningModule
+from atr.taxonomy import default_taxonomy
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model() -> ScreeningModule:
+    torch.manual_seed(0)
+    return ScreeningModule(default_taxonomy().model_outputs, input_size=SIZE).eval()
+
+
+def test_forward_returns_logits_and_embedding(model: ScreeningModule) -> None:
+    outputs = default_taxonomy().model_outputs
+    assert outputs[0] == "paper_only"
+    logits, embedding = model(torch.randn(3, 3, SIZE, SIZE))
+    assert logits.shape == (3, len(outputs))
+    assert embedding.shape == (3, model.embedding_dim) and model.embedding_dim > 0
+
+
+def test_pos_weight_balances_each_output() -> None:
+    targets = np.array([[1, 0], [0, 0], [0, 0], [0, 0]], np.float32)
+    np.testing.assert_allclose(pos_weight_from(targets, cap=50.0), [3.0, 1.0])
+    rare = np.zeros((1000, 1), np.float32)
+    rare[0] = 1
+    assert pos_weight_from(rare, cap=50.0)[0] == 50.0  # capped: one sample must not dominate
+
+
+def test_pos_weight_reaches_the_loss() -> None:
+    logits, target = torch.zeros(4, 2), torch.tensor([[1.0, 0], [0, 0], [0, 0], [0, 0]])
+    plain = ScreeningModule(["paper_only", "knife"], input_size=SIZE)._loss(logits, target)
+    weighted = ScreeningModule(["paper_only", "knife"], input_size=SIZE, pos_weight=[3.0, 1.0])
+    assert weighted._loss(logits, target) > plain
+
+
+def test_unknown_backbone_says_how_to_list_names() -> None:
+    with pytest.raises(UnknownBackboneError, match="timm.list_models") as err:
+        create_backbone("mobilenet_v9_tiny")
+    assert "mobilenet_v9_tiny" in str(err.value)
+
+
+def test_onnx_export_matches_torch(model: ScreeningModule, tmp_path: Path) -> None:
+    path = export_onnx(model, tmp_path / "model.onnx", SIZE)
+    graph = onnx.load(str(path))
+    assert max(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    assert [o.name for o in session.get_outputs()] == ["scores", "embedding"]
+    for batch in (1, 5):  # the batch axis is dynamic
+        x = torch.randn(batch, 3, SIZE, SIZE)
+        scores, embedding = session.run(None, {"image": x.numpy()})
+        with torch.no_grad():
+            want_scores, want_embedding = ScoresAndEmbedding(model)(x)
+        assert scores.shape == (batch, len(model.outputs))
+        assert ((scores >= 0) & (scores <= 1)).all()  # probabilities, not logits
+        np.testing.assert_allclose(scores, want_scores.numpy(), atol=1e-4)
+        np.testing.assert_allclose(embedding, want_embedding.numpy(), atol=1e-4)
+
+
+def test_export_leaves_the_training_module_alone(tmp_path: Path) -> None:
+    net = ScreeningModule(["paper_only", "knife"], input_size=SIZE).train()
+    export_onnx(net, tmp_path / "m.onnx", SIZE)
+    assert net.training and next(net.parameters()).requires_grad
