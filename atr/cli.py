@@ -38,6 +38,14 @@ JOBS: dict[str, Job] = {
     "gate": Job("gate", "atr.registry.gate:run", "compare @challenger with @champion"),
     "approve": Job("approve", "atr.registry.approve:run", "move @champion to a version"),
     "mlflow": Job("mlflow", "atr.registry.server:run", "start the MLflow server + UI"),
+    "serve": Job("serve", "serving.main:run", "serve @champion to the sorting line"),
+    "line": Job("line", "atr.line.run:run", "stream simulated parcels to a service"),
+    "monitor": Job("monitor", "atr.monitor.job:run", "drift reports and drift events"),
+    "labels export": Job("labels", "atr.monitor.labels_job:export", "label queue -> Label Studio"),
+    "labels import": Job("labels", "atr.monitor.labels_job:import_", "Label Studio -> feedback"),
+    "labels batch": Job("labels", "atr.monitor.labels_job:batch", "feedback -> frontline batch"),
+    "retrain": Job("retrain", "atr.retrain:run", "retrain on base + frontline data, gate"),
+    "demo": Job("demo", "atr.demo:run", "the closed loop, end to end"),
 }
 
 
@@ -77,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     name = args[0]
-    if name == "data" and len(args) > 1:
-        name, args = f"data {args[1]}", args[2:]
+    if name in {"data", "labels"} and len(args) > 1:
+        name, args = f"{name} {args[1]}", args[2:]
     else:
         args = args[1:]
     job = JOBS.get(name)
