@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from atr.data.datamodule import ScreeningDataModule
@@ -44,6 +45,7 @@ def build_datamodule(
         pin_memory=bool(d.pin_memory),
         imbalance=str(d.imbalance),
         pos_weight_cap=float(d.pos_weight_cap),
+        paper_pos_weight=None if d.paper_pos_weight is None else float(d.paper_pos_weight),
         seed=int(cfg.seed),
     )
 
@@ -99,7 +101,8 @@ def make_logger(cfg: DictConfig, tags: dict[str, str]) -> MLFlowLogger:
     from atr.registry.tracking import configure, ensure_experiment
 
     configure(cfg)  # the runtime folder's SQLite store, artifacts under paths.mlflow_artifacts
-    ensure_experiment(cfg, str(cfg.mlflow.experiment))
+    if rank_zero_only.rank == 0:  # under DDP only rank 0 talks to MLflow (SQLite, one writer)
+        ensure_experiment(cfg, str(cfg.mlflow.experiment))
     return MLFlowLogger(
         experiment_name=str(cfg.mlflow.experiment),
         tracking_uri=str(cfg.paths.tracking_uri),
@@ -133,7 +136,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     logger = make_logger(cfg, tags)
     logger.log_hyperparams(flat_params(cfg))
     checkpoint = ModelCheckpoint(
-        dirpath=Path(cfg.train.ckpt_dir) / logger.run_id,
+        # A resumed run keeps its checkpoint folder, so best-so-far tracking carries on.
+        dirpath=Path(ckpt_path).parent if ckpt_path else Path(cfg.train.ckpt_dir) / logger.run_id,
         filename="best-{epoch:02d}",
         monitor=str(cfg.train.monitor),
         mode=str(cfg.train.monitor_mode),

@@ -4,12 +4,15 @@ Each sample goes decode_image -> augmentation (uint8 RGB, train only) ->
 PreprocessSpec.prepare, the very function serving calls, so train and serve
 see identically mapped pixels.
 
-Class imbalance: handled with BCE `pos_weight` (negatives/positives per output,
-from the train split, capped), not a weighted sampler. The task is
+Class imbalance: handled with BCE `pos_weight` (negatives/positives per threat
+output, from the train split, capped), not a weighted sampler. The task is
 multi-label: a sampler draws whole items, so oversampling a rare threat also
 oversamples whatever rides with it and skews the `paper_only` prior; a
 per-output weight fixes each output's balance independently and keeps every
 epoch a plain pass over the data (DDP's distributed sampler stays simple too).
+`paper_only` keeps weight 1 by default (`paper_pos_weight`): it is not rare, and
+up-weighting paper evidence would push non-paper items towards CLEAR, the one
+error the policy must keep below its leak bound.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class ScreeningDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         imbalance: str = "pos_weight",
         pos_weight_cap: float = 50.0,
+        paper_pos_weight: float | None = 1.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -103,6 +107,7 @@ class ScreeningDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.imbalance = imbalance
         self.pos_weight_cap = pos_weight_cap
+        self.paper_pos_weight = paper_pos_weight
         self.seed = seed
         self.dataset: Dataset | None = None
         self.splits: dict[str, ScreeningImages] = {}
@@ -130,7 +135,10 @@ class ScreeningDataModule(L.LightningDataModule):
         ds = self.load()
         if self.imbalance == "none":
             return [1.0] * len(self.outputs)
-        return pos_weight_from(ds.targets(ds.split("train")), self.pos_weight_cap).tolist()
+        weight = pos_weight_from(ds.targets(ds.split("train")), self.pos_weight_cap)
+        if self.paper_pos_weight is not None:
+            weight[self.outputs.index("paper_only")] = self.paper_pos_weight
+        return weight.tolist()
 
     def split_dataset(self, name: str, *, train: bool = False) -> ScreeningImages:
         ds = self.load()

@@ -100,7 +100,8 @@ class LabelTask(Base):
 
     __tablename__ = "label_queue"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item_id: Mapped[str] = mapped_column(String(200), index=True)
+    # one task per item: concurrent exports cannot queue the same parcel twice
+    item_id: Mapped[str] = mapped_column(String(200), unique=True)
     prediction_id: Mapped[int | None] = mapped_column(Integer)
     priority: Mapped[float] = mapped_column(Float, index=True)
     reason: Mapped[str] = mapped_column(String(200))

@@ -63,7 +63,7 @@ def read_records(s: ImporterSettings) -> Parsed:
         )
         for ann in annotations:
             for r, result in enumerate(ann.get("result") or []):
-                _add_result(rec, result, f"{ref} annotation id {ann.get('id', '?')} result #{r}")
+                add_result(rec, result, f"{ref} annotation id {ann.get('id', '?')} result #{r}")
         records.append(rec)
     if skipped:
         log.warning("%s: skipped %d task(s) without annotations", path, skipped)
@@ -90,7 +90,7 @@ def _local_image(ref_path: str, images_dir: Path, ref: str) -> str:
     return path
 
 
-def _add_result(rec: Record, result: dict[str, Any], ref: str) -> None:
+def add_result(rec: Record, result: dict[str, Any], ref: str) -> None:
     kind, value = result.get("type"), result.get("value") or {}
     if kind == "choices":
         rec.classes.extend(str(c) for c in value.get("choices") or [])

@@ -1,0 +1,76 @@
+"""The frontline's verdicts for the items the line routed to humans.
+
+An INSPECTed parcel is opened (source `inspection`); a REVIEWed image is read by an
+analyst (source `analyst`). Both give back the true labels, which here are the
+simulator's. Only a share of them comes back (`feedback_share`), as in an office where
+not every outcome is keyed in. Feedback is sent after the timed run so it never loads
+the service while latency is being measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import numpy as np
+
+from atr.line.parcels import Parcel
+from atr.line.sender import make_client
+
+SOURCES = {"INSPECT": "inspection", "REVIEW": "analyst"}
+
+
+def choose(records: Sequence[dict[str, Any]], share: float, seed: int) -> list[int]:
+    """Indices of the routed-to-human records that get feedback (a fixed draw per seed)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"line.feedback_share must be in [0, 1], got {share}")
+    draws = np.random.default_rng([seed, 0xFEED]).random(len(records))
+    return [i for i, r in enumerate(records) if r["decision"] in SOURCES and draws[i] < share]
+
+
+def body(parcel: Parcel, decision: str, who: str) -> dict[str, Any]:
+    return {
+        "item_id": parcel.item_id,
+        "labels": {**{k: int(v) for k, v in parcel.labels.items()},
+                   "paper_only": int(parcel.paper_only)},
+        "source": SOURCES[decision],
+        "who": who,
+        "at": datetime.now(UTC).isoformat(),
+    }
+
+
+async def send_feedback(
+    base_url: str, parcels: Sequence[Parcel], records: Sequence[dict[str, Any]], *,
+    share: float, seed: int, api_key: str | None, who: str, timeout_s: float,
+    concurrency: int = 4,
+) -> dict[str, Any]:
+    picked = choose(records, share, seed)
+    headers = {"X-API-Key": api_key} if api_key else {}
+    results: list[tuple[str, int, str | None]] = []
+    queue = iter(picked)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for i in queue:
+            doc = body(parcels[i], records[i]["decision"], who)
+            try:
+                resp = await client.post("/v1/feedback", json=doc, headers=headers)
+                err = None if resp.is_success else f"HTTP {resp.status_code}: {resp.text[:200]}"
+                results.append((doc["source"], resp.status_code, err))
+            except httpx.HTTPError as exc:
+                results.append((doc["source"], 0, f"{type(exc).__name__}: {exc}"))
+
+    async with make_client(base_url, timeout_s, concurrency) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    errors = [e for _, _, e in results if e]
+    return {
+        "eligible": sum(1 for r in records if r["decision"] in SOURCES),
+        "sent": len(results),
+        "stored": len(results) - len(errors),
+        "failed": len(errors),
+        "by_source": dict(Counter(s for s, _, e in results if not e)),
+        "first_errors": errors[:3],
+    }

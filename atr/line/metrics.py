@@ -1,0 +1,113 @@
+"""What the line saw: latency percentiles and decisions vs the simulator's truth.
+
+Rates follow the field's screening vocabulary (ARCHITECTURE.md):
+- auto_clear_rate: share of answered items CLEARed (released unseen);
+- paper_only_clear_rate: share of paper-only items CLEARed (the benefit);
+- leaks: non-paper-only items CLEARed (the risk); leak_rate over non-paper-only items;
+- threats_cleared: items with a threat CLEARed (the worst leak);
+- threat_recall_inspect: share of threat items sent to physical INSPECTion;
+- analyst_load: share of items sent to an image analyst (REVIEW).
+Items whose request failed are counted as errors and left out of the rates: the service
+(fail-safe) never got to decide them, the sorter would hold them for a human.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from atr.line.parcels import Parcel
+from atr.line.sender import Shot
+from atr.taxonomy import Taxonomy
+
+PERCENTILES = (50, 90, 99)
+ERROR = "ERROR"
+
+
+def record(parcel: Parcel, shot: Shot, taxonomy: Taxonomy) -> dict[str, Any]:
+    """One row per item for the demo's plots: when, what, what the service said, truth."""
+    body = shot.body if isinstance(shot.body, dict) else {}
+    model = body.get("model") or {}
+    return {
+        "t_s": round(shot.due_s, 4),
+        "item_id": parcel.item_id,
+        "scanner_id": parcel.scanner_id,
+        "phase": parcel.phase,
+        "decision": body.get("decision", ERROR) if shot.ok else ERROR,
+        "reason": body.get("reason") if shot.ok else shot.error,
+        "paper_only": parcel.paper_only,
+        "threats": parcel.threats(taxonomy),
+        "latency_ms": round(shot.latency_ms, 3),
+        "service_latency_ms": body.get("latency_ms"),
+        "model_version": None if model.get("version") is None else str(model["version"]),
+        "status": shot.status,
+    }
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:
+    if not latencies_ms:
+        return {**{f"p{p}": None for p in PERCENTILES}, "max": None, "mean": None}
+    arr = np.asarray(latencies_ms, dtype=np.float64)
+    out: dict[str, float | None] = {
+        f"p{p}": round(float(np.percentile(arr, p)), 3) for p in PERCENTILES}
+    out["max"] = round(float(arr.max()), 3)
+    out["mean"] = round(float(arr.mean()), 3)
+    return out
+
+
+def _rate(num: int, den: int) -> float | None:
+    return None if den == 0 else num / den
+
+
+def truth_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Decisions vs truth over answered records (decision != ERROR)."""
+    done = [r for r in records if r["decision"] != ERROR]
+    cleared = [r for r in done if r["decision"] == "CLEAR"]
+    paper = [r for r in done if r["paper_only"]]
+    threat = [r for r in done if r["threats"]]
+    leaks = sum(1 for r in cleared if not r["paper_only"])
+    return {
+        "decisions": dict(Counter(r["decision"] for r in records)),
+        "paper_only_items": len(paper),
+        "threat_items": len(threat),
+        "auto_clear_rate": _rate(len(cleared), len(done)),
+        "paper_only_clear_rate": _rate(sum(1 for r in paper if r["decision"] == "CLEAR"),
+                                       len(paper)),
+        "leaks": leaks,
+        "leak_rate": _rate(leaks, len(done) - len(paper)),
+        "threats_cleared": sum(1 for r in threat if r["decision"] == "CLEAR"),
+        "threat_recall_inspect": _rate(sum(1 for r in threat if r["decision"] == "INSPECT"),
+                                       len(threat)),
+        "analyst_load": _rate(sum(1 for r in done if r["decision"] == "REVIEW"), len(done)),
+        "inspect_rate": _rate(sum(1 for r in done if r["decision"] == "INSPECT"), len(done)),
+    }
+
+
+def block_summary(records: Sequence[dict[str, Any]], shots: Sequence[Shot]) -> dict[str, Any]:
+    """Counts, throughput, latency and truth metrics for one set of items (a phase or all)."""
+    ok = [s for s in shots if s.ok]
+    # Throughput over the block's own span: first send to last answer.
+    span = (max(s.done_s for s in shots) - min(s.sent_s for s in shots)) if shots else 0.0
+    return {
+        "count": len(records),
+        "answered": len(ok),
+        "errors": len(records) - len(ok),
+        "span_s": round(span, 3),
+        "throughput_per_s": round(len(ok) / span, 2) if span > 0 else None,
+        "latency_ms": latency_summary([s.latency_ms for s in ok]),
+        "service_latency_ms": latency_summary(
+            [float(r["service_latency_ms"]) for r in records
+             if r["decision"] != ERROR and r["service_latency_ms"] is not None]),
+        "model_versions": dict(Counter(str(r["model_version"]) for r in records
+                                       if r["decision"] != ERROR)),
+        **truth_metrics(records),
+    }
+
+
+def schedule_lag_ms(shots: Sequence[Shot]) -> float:
+    """Worst delay between a request's due time and its send: the client's own health
+    (a large lag means the client, not the service, limited the offered load)."""
+    return round(max(((s.sent_s - s.due_s) * 1000.0 for s in shots), default=0.0), 3)

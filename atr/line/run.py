@@ -1,0 +1,127 @@
+"""`atr line`: render the plan's parcels, stream them to the service, report what it did.
+
+`simulate(cfg)` returns everything (per-phase figures and per-item records, for the
+demo's plots); `run(cfg)` is the CLI job: it prints a table and returns the summary
+without the records (they go to `line.out` when set), so the terminal stays readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from atr.line import feedback as fb
+from atr.line.metrics import block_summary, record, schedule_lag_ms
+from atr.line.parcels import Parcel, render_parcels
+from atr.line.plan import Phase, phases_from_cfg
+from atr.line.sender import RequestFn, Shot, fire, wait_ready
+from atr.taxonomy import Taxonomy
+
+
+def scan_request(parcels: list[Parcel]) -> RequestFn:
+    """POST /v1/scans with the raw PNG as the body, ids as query parameters."""
+
+    def send(client: Any, i: int) -> Any:
+        p = parcels[i]
+        return client.post("/v1/scans", content=p.png,
+                           params={"item_id": p.item_id, "scanner_id": p.scanner_id},
+                           headers={"Content-Type": "image/png"})
+
+    return send
+
+
+def summarise(phases: list[Phase], parcels: list[Parcel], shots: list[Shot],
+              records: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    per_phase = []
+    for ph in phases:
+        idx = [i for i, p in enumerate(parcels) if p.phase == ph.index]
+        per_phase.append({"phase": ph.index, "name": ph.name, "scanner": ph.scanner,
+                          "mix": ph.mix, "ageing_years": ph.ageing_years,
+                          **block_summary([records[i] for i in idx], [shots[i] for i in idx])})
+    overall = block_summary(records, shots)
+    overall["throughput_per_s"] = round(overall["answered"] / wall_s, 2) if wall_s > 0 else None
+    return {"overall": overall, "phases": per_phase}
+
+
+def simulate(cfg: DictConfig) -> dict[str, Any]:
+    line = cfg.line
+    taxonomy = Taxonomy.from_dict(OmegaConf.to_container(cfg.taxonomy, resolve=True))
+    phases = phases_from_cfg(line)
+    url = str(line.url).rstrip("/")
+    rate = float(line.rate) if line.rate else None
+    concurrency, timeout = int(line.concurrency), float(line.timeout_s)
+
+    t = time.perf_counter()
+    parcels = render_parcels(phases, taxonomy, int(line.image_size), int(line.seed),
+                             str(line.item_prefix), int(line.render_workers))
+    render_s = time.perf_counter() - t
+
+    asyncio.run(wait_ready(url, timeout_s=float(line.ready_timeout_s)))
+    shots, wall_s = asyncio.run(fire(url, scan_request(parcels), len(parcels), rate=rate,
+                                     concurrency=concurrency, timeout_s=timeout))
+    records = [record(p, s, taxonomy) for p, s in zip(parcels, shots, strict=True)]
+    summary: dict[str, Any] = {
+        "url": url,
+        "mode": "open-loop" if rate else "closed-loop",
+        "offered_rate_per_s": rate,
+        "concurrency": None if rate else concurrency,
+        "count": len(parcels),
+        "image_size": int(line.image_size),
+        "render_s": round(render_s, 2),
+        "wall_s": round(wall_s, 3),
+        "schedule_lag_max_ms": schedule_lag_ms(shots) if rate else None,
+        **summarise(phases, parcels, shots, records, wall_s),
+    }
+    if line.feedback:
+        summary["feedback"] = asyncio.run(fb.send_feedback(
+            url, parcels, records, share=float(line.feedback_share), seed=int(line.seed),
+            api_key=line.api_key, who=str(line.who), timeout_s=timeout))
+    summary["records"] = records
+    if line.out:
+        out = Path(str(line.out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=1) + "\n")
+        summary["out"] = str(out)
+    return summary
+
+
+def _pct(v: float | None) -> str:
+    return "   -  " if v is None else f"{100 * v:5.1f}%"
+
+
+def report_text(summary: dict[str, Any]) -> str:
+    o = summary["overall"]
+    lat = o["latency_ms"]
+    head = (f"{summary['mode']} to {summary['url']}: {o['answered']}/{summary['count']} answered"
+            f" ({o['errors']} errors) in {summary['wall_s']:.1f} s = "
+            f"{o['throughput_per_s']} items/s"
+            + (f" (offered {summary['offered_rate_per_s']}/s, worst client lag "
+               f"{summary['schedule_lag_max_ms']} ms)" if summary["offered_rate_per_s"] else ""))
+    lines = [head, f"latency ms: p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  "
+                   f"max {lat['max']}",
+             "phase                          n  auto-clr paper-clr leaks thr-clr recall "
+             "analyst  p99ms  versions"]
+    for b in [*summary["phases"], {"name": "all", **o}]:
+        lines.append(
+            f"{b['name'][:28]:<28} {b['count']:>5} {_pct(b['auto_clear_rate'])} "
+            f"{_pct(b['paper_only_clear_rate'])}  {b['leaks']:>4} {b['threats_cleared']:>6} "
+            f"{_pct(b['threat_recall_inspect'])} {_pct(b['analyst_load'])} "
+            f"{b['latency_ms']['p99'] or 0:>6.1f}  {b['model_versions']}")
+    if "feedback" in summary:
+        f = summary["feedback"]
+        lines.append(f"feedback: {f['stored']}/{f['sent']} stored {f['by_source']}"
+                     + (f", errors {f['first_errors']}" if f["failed"] else ""))
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Job for `atr line`."""
+    summary = simulate(cfg)
+    print(report_text(summary), flush=True)
+    slim = {k: v for k, v in summary.items() if k != "records"}
+    return slim

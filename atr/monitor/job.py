@@ -1,0 +1,174 @@
+"""`atr monitor`: one pass over the prediction store, per scanner:
+
+    windows (atr.monitor.windows) -> drift scores (drift_scores) -> rule (drift_rule)
+    -> Evidently report of the newest window (report) -> DriftEvent when the rule fires
+
+    atr monitor                                        # reference: models:/NAME@champion
+    atr monitor monitor.reference_path=artifacts/model/reference.parquet
+    atr monitor monitor.window_size=500 monitor.log_to_mlflow=false
+
+Retraining is not started here unless monitor.trigger_retrain=true: the closed loop
+reads `pending_events` and calls `mark_handled` once it has acted on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atr.monitor.drift_performance import performance
+from atr.monitor.drift_rule import DriftRule
+from atr.monitor.drift_scores import DriftMethods, window_scores
+from atr.monitor.prediction_store import DriftEvent, open_store
+from atr.monitor.reference import Reference, load_reference
+from atr.monitor.report import build_report, log_to_mlflow, report_dir, save_report
+from atr.monitor.windows import recent_predictions, scanners, sliding_windows
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    mon = cfg.monitor
+    reference = load_reference(cfg)
+    methods = DriftMethods.from_cfg(OmegaConf.to_container(mon.methods, resolve=True))
+    rule = DriftRule.from_cfg(OmegaConf.to_container(mon.rule, resolve=True))
+    version = reference.model_version if bool(mon.match_model_version) else None
+    size, step = int(mon.window_size), int(mon.window_step)
+    sessions = open_store(str(mon.prediction_db))
+    summary: dict[str, Any] = {"reference": str(reference.path), "model_version": version,
+                               "scanners": {}}
+    with sessions() as session:
+        names = list(mon.scanners) if mon.get("scanners") else scanners(session, version)
+        for scanner_id in names:
+            frame = recent_predictions(session, scanner_id, size + (rule.consecutive - 1) * step,
+                                       reference.outputs, version)
+            windows = sliding_windows(frame, size, step, rule.consecutive)
+            if not windows:
+                summary["scanners"][scanner_id] = {
+                    "drift": False, "status": f"waiting: {len(frame)} of {size} items"}
+                continue
+            summary["scanners"][scanner_id] = check_scanner(
+                cfg, session, scanner_id, reference, windows, methods, rule)
+    if bool(mon.trigger_retrain) and any(s.get("new_event") for s in summary["scanners"].values()):
+        summary["retrain"] = _trigger_retrain(cfg, sessions)
+    return summary
+
+
+def check_scanner(cfg: DictConfig, session: Session, scanner_id: str, reference: Reference,
+                  windows: Sequence[Any], methods: DriftMethods, rule: DriftRule) -> dict[str, Any]:
+    """Scores of each window, the rule, the report of the newest, an event if it fires."""
+    mon = cfg.monitor
+    ref = reference.frame
+    history = [window_scores(ref, w, methods) for w in windows]
+    current, scores = windows[-1], history[-1]
+    perf = performance(current)
+    decision = rule.decide(history, perf)
+    start, end = current["created_at"].iloc[0], current["created_at"].iloc[-1]
+    result: dict[str, Any] = {
+        "drift": decision.drift, "kind": decision.kind, "window_items": len(current),
+        "window_start": str(start), "window_end": str(end),
+        **{s: scores[s] for s in ("embedding", "scores", "decisions", "image_stats")},
+        "consecutive_flagged": decision.flagged, "performance": perf,
+    }
+    evidence = {"scores": [{k: v for k, v in h.items()} for h in history],
+                "thresholds": dict(rule.thresholds), "consecutive": rule.consecutive,
+                "embedding_method": methods.embedding, "performance": perf,
+                "reference": str(reference.path), "reference_items": len(ref)}
+    if bool(mon.report):
+        paths = _write_report(cfg, scanner_id, reference, current, methods, rule, result,
+                              evidence)
+        result["report"] = str(paths["html"])
+    if decision.drift:
+        result.update(_store_event(session, scanner_id, reference, decision, current,
+                                   evidence, result.get("report")))
+    log.info("monitor %s: drift=%s kind=%s embedding=%.3f", scanner_id, decision.drift,
+             decision.kind, scores["embedding"])
+    return result
+
+
+def _write_report(cfg: DictConfig, scanner_id: str, reference: Reference, current: Any,
+                  methods: DriftMethods, rule: DriftRule, result: dict[str, Any],
+                  evidence: dict[str, Any]) -> dict[str, Any]:
+    mon = cfg.monitor
+    when = datetime.now(UTC)
+    snapshot = build_report(reference.frame, current, methods, dict(rule.thresholds),
+                            metadata={"scanner_id": scanner_id, "result": result})
+    paths = save_report(snapshot, report_dir(mon.reports_dir, scanner_id, when),
+                        {"scanner_id": scanner_id, "at": when.isoformat(), **result,
+                         "evidence": evidence})
+    if bool(mon.log_to_mlflow):
+        perf = result["performance"]
+        metrics = {f"drift.{s}": result[s] for s in ("embedding", "scores", "decisions",
+                                                      "image_stats")}
+        metrics.update({"drift.fired": float(result["drift"]), "window_items": len(current),
+                        "labelled": perf["labelled"], "leak_rate": perf["leak_rate"],
+                        "threat_recall": perf["threat_recall"]})
+        metrics.update({f"column.{k}": v for k, v in evidence["scores"][-1]["columns"].items()})
+        result["mlflow_run_id"] = log_to_mlflow(
+            cfg, scanner_id, paths, metrics,
+            {"model_version": str(reference.model_version), "drift_kind": str(result["kind"])})
+    return paths
+
+
+def _store_event(session: Session, scanner_id: str, reference: Reference, decision: Any,
+                 current: Any, evidence: dict[str, Any], report: str | None) -> dict[str, Any]:
+    """A new DriftEvent, unless one for this scanner is still pending (not handled): a
+    drift that persists until retraining must not queue one retraining per pass."""
+    pending = pending_events(session, scanner_id)
+    if pending:
+        return {"event_id": pending[-1].id, "new_event": False}
+    event = DriftEvent(
+        scanner_id=scanner_id, model_version=reference.model_version, kind=str(decision.kind),
+        score=decision.score, threshold=decision.threshold,
+        window_start=current["created_at"].iloc[0], window_end=current["created_at"].iloc[-1],
+        window_items=len(current), evidence=_jsonable(evidence), report_path=report,
+        handled=False,
+    )
+    session.add(event)
+    session.commit()
+    return {"event_id": event.id, "new_event": True}
+
+
+def pending_events(session: Session, scanner_id: str | None = None) -> list[DriftEvent]:
+    """Drift events nobody has acted on yet, oldest first."""
+    query = select(DriftEvent).where(DriftEvent.handled.is_(False))
+    if scanner_id is not None:
+        query = query.where(DriftEvent.scanner_id == scanner_id)
+    return list(session.scalars(query.order_by(DriftEvent.created_at, DriftEvent.id)))
+
+
+def mark_handled(session: Session, event_ids: Sequence[int]) -> int:
+    """Mark events as acted on (retraining started); returns how many changed."""
+    events = session.scalars(select(DriftEvent).where(DriftEvent.id.in_(list(event_ids))))
+    changed = 0
+    for event in events:
+        changed += int(not event.handled)
+        event.handled = True
+    session.commit()
+    return changed
+
+
+def _trigger_retrain(cfg: DictConfig, sessions: Any) -> dict[str, Any]:
+    """`atr retrain` with monitor.retrain_overrides; events handled only if it succeeded."""
+    from atr.cli import main
+
+    rc = main(["retrain", *[str(o) for o in cfg.monitor.get("retrain_overrides") or []]])
+    with sessions() as session:
+        ids = [e.id for e in pending_events(session)]
+        if rc == 0:
+            mark_handled(session, ids)
+    return {"rc": rc, "events": ids, "handled": rc == 0}
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and datetimes out of the evidence (the column is JSON)."""
+    import json
+
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
+                                 else str(v)))

@@ -1,0 +1,130 @@
+"""The Evidently report of one window: HTML for people, JSON snapshot for machines.
+
+Sections: embedding drift (EmbeddingsDrift, the method of monitor.methods), score
+distributions per model output and image statistics (ValueDrift, normed Wasserstein),
+decision mix (ValueDrift, Jensen-Shannon on CLEAR/REVIEW/INSPECT) and, when the window
+holds labelled items, performance on them (MeanValue of 1/0 indicator columns: the mean
+is the leak rate / threat recall; the reference side gives the val-split rates).
+
+Written to <reports_dir>/<scanner>/<timestamp>/: report.html, snapshot.json and
+summary.json (our drift scores, the rule's decision, the performance counts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from atr.inference.image_stats import STAT_NAMES
+from atr.monitor.drift_performance import LEAK_COLUMN, RECALL_COLUMN, indicator_columns
+from atr.monitor.drift_scores import DriftMethods, common_dims, embedding_columns, embedding_matrix
+from atr.monitor.reference import score_outputs
+
+REPORT_HTML, SNAPSHOT_JSON, SUMMARY_JSON = "report.html", "snapshot.json", "summary.json"
+EMBEDDING_NAME = "embedding"
+
+
+def report_frame(frame: pd.DataFrame, outputs: list[str], dims: int) -> pd.DataFrame:
+    """Flat columns Evidently reads: scores, stats, decision, emb_*, indicator columns."""
+    flat = frame[[f"score_{o}" for o in outputs] + list(STAT_NAMES) + ["decision"]].copy()
+    flat = flat.reset_index(drop=True)
+    emb = pd.DataFrame(embedding_matrix(frame, dims), columns=embedding_columns(dims))
+    ind = indicator_columns(frame.reset_index(drop=True), [o for o in outputs if o != "paper_only"])
+    return pd.concat([flat, emb, ind], axis=1)
+
+
+def build_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    methods: DriftMethods,
+    thresholds: dict[str, float | None] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Any:
+    """Run the report (current first, then reference: Evidently's order); the snapshot."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import EmbeddingsDrift, MeanValue, ValueDrift
+
+    thresholds = thresholds or {}
+    outputs = score_outputs(reference)
+    dims = common_dims(reference, current)
+    ref, cur = report_frame(reference, outputs, dims), report_frame(current, outputs, dims)
+    numeric = [f"score_{o}" for o in outputs] + list(STAT_NAMES)
+    perf = [c for c in (LEAK_COLUMN, RECALL_COLUMN) if cur[c].notna().any()
+            and ref[c].notna().any()]
+    definition = DataDefinition(
+        numerical_columns=numeric + perf,
+        categorical_columns=["decision"],
+        embeddings={EMBEDDING_NAME: embedding_columns(dims)},
+    )
+    keep = numeric + ["decision", *embedding_columns(dims), *perf]
+    metrics: list[Any] = [
+        EmbeddingsDrift(embeddings_name=EMBEDDING_NAME,
+                        drift_method=methods.embedding_method(thresholds.get("embedding"))),
+        ValueDrift(column="decision", method=methods.decision_stattest,
+                   threshold=thresholds.get("decisions")),
+        *[ValueDrift(column=f"score_{o}", method=methods.column_stattest,
+                     threshold=thresholds.get("scores")) for o in outputs],
+        *[ValueDrift(column=n, method=methods.column_stattest,
+                     threshold=thresholds.get("image_stats")) for n in STAT_NAMES],
+        *[MeanValue(column=c) for c in perf],
+    ]
+    report = Report(metrics, metadata=_string_metadata(metadata or {}),
+                    tags=["atr-monitor"])
+    return report.run(Dataset.from_pandas(cur[keep], data_definition=definition),
+                      Dataset.from_pandas(ref[keep], data_definition=definition))
+
+
+def report_values(snapshot: Any) -> dict[str, float]:
+    """{metric name: value} from a snapshot (MeanValue gives current and reference)."""
+    values: dict[str, float] = {}
+    for metric in snapshot.dict()["metrics"]:
+        value = metric["value"]
+        if isinstance(value, dict):  # MeanValue on both datasets, or similar
+            for key, v in value.items():
+                values[f"{metric['metric_name']}.{key}"] = v
+        else:
+            values[metric["metric_name"]] = value
+    return values
+
+
+def save_report(snapshot: Any, out_dir: Path, summary: dict[str, Any]) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"html": out_dir / REPORT_HTML, "snapshot": out_dir / SNAPSHOT_JSON,
+             "summary": out_dir / SUMMARY_JSON}
+    snapshot.save_html(str(paths["html"]))
+    snapshot.save_json(str(paths["snapshot"]))
+    paths["summary"].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return paths
+
+
+def report_dir(reports_dir: str | Path, scanner_id: str, when: datetime) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", scanner_id) or "unknown"
+    return Path(reports_dir) / safe / when.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def log_to_mlflow(cfg: Any, scanner_id: str, paths: dict[str, Path],
+                  metrics: dict[str, float], tags: dict[str, str]) -> str:
+    """One MLflow run per report in experiment `mlflow.experiment` (atr-monitoring)."""
+    import mlflow
+
+    from atr.registry.tracking import configure, ensure_experiment
+
+    configure(cfg)
+    experiment = ensure_experiment(cfg, str(cfg.mlflow.experiment))
+    with mlflow.start_run(experiment_id=experiment,
+                          run_name=f"monitor-{scanner_id}-{paths['html'].parent.name}") as run:
+        mlflow.set_tags({"scanner_id": scanner_id, **tags})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        for path in paths.values():
+            mlflow.log_artifact(str(path), artifact_path="report")
+        return run.info.run_id
+
+
+def _string_metadata(meta: dict[str, Any]) -> dict[str, str]:
+    # Evidently metadata values are strings (or lists / dicts of strings).
+    return {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in meta.items()}

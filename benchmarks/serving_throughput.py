@@ -1,0 +1,285 @@
+"""Serving throughput: `atr serve` vs `mlflow models serve` vs the in-process ceiling.
+
+    .venv/bin/python benchmarks/serving_throughput.py \
+        --out benchmarks/results/serving_throughput.json
+
+One registered model (mobilenetv3-small at its default 128 px input, trained in a minute
+on simulated parcels unless artifacts/model holds an evaluated package), one machine,
+one client (httpx async, the `atr line` sender), one concurrency. Servers run one at a
+time so they never compete for the cores. Measured:
+- `atr serve`: POST /v1/scans with the PNG bytes (closed-loop, `--concurrency` workers),
+  and the p99 at an offered open-loop load of `--rate` items/s (fixed schedule);
+- `mlflow models serve --env-manager local` on models:/atr-screening@champion, both input
+  forms with the same per-item requests, bodies serialised before the clock starts:
+  `dataframe_split` of `image_b64`, and the preprocessed tensor `{"inputs": {"image"}}`;
+  with 1 and 2 workers; the fastest counts;
+- in-process ceiling: decode + preprocess + ONNX Runtime + policy in one process, no
+  HTTP, at the best batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from atr.config import compose  # noqa: E402
+from atr.line.metrics import latency_summary  # noqa: E402
+from atr.line.parcels import render_parcels  # noqa: E402
+from atr.line.plan import Phase  # noqa: E402
+from atr.line.sender import RequestFn, fire  # noqa: E402
+from atr.taxonomy import default_taxonomy  # noqa: E402
+
+NAME = "atr-screening"
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+# --- the model -------------------------------------------------------------------------------
+def train_package(work: Path, overrides: list[str], n_items: int) -> Path:
+    """Simulate a small dataset, train mobilenetv3-small briefly, calibrate a relaxed policy.
+    Throughput does not depend on how well the weights learned; the network shape does."""
+    from atr.data.synth import make_dataset
+    from atr.evaluation.job import run as evaluate
+    from atr.train import run as train
+
+    data = make_dataset(work / "data" / "bench", count=n_items, image_size=256, seed=7,
+                        workers=2)
+    train(compose("train", [*overrides, f"data.dir={data}", "data.num_workers=0",
+                            "trainer.max_epochs=2", *QUIET]))
+    # Relaxed targets: a minute of training cannot meet the production ones, and a policy
+    # is needed only so that the served model decides like the real one would.
+    relaxed = ["policy.leak_rate_target=0.05", "policy.threat_recall_target=0.5",
+               "policy.min_threat_positives=1", "policy.max_threat_cleared=1000"]
+    evaluate(compose("evaluate", [*overrides, f"data.dir={data}", *relaxed]))
+    return work / "artifacts" / "model"
+
+
+def register_champion(package: Path, overrides: list[str]) -> str:
+    import mlflow
+
+    from atr.registry.approve import approve
+    from atr.registry.register import register_package
+
+    eval_dir = package.parent / "eval"
+    version = register_package(package, compose("register", [
+        *overrides, f"register.package_dir={package}", f"register.eval_dir={eval_dir}"])).version
+    approve(compose("approve", overrides), version=int(version), by="benchmark")
+    mlflow.set_tracking_uri(None)
+    return str(version)
+
+
+# --- servers ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A server subprocess, started and stopped around one measurement."""
+
+    def __init__(self, cmd: list[str], ready: str, env: dict[str, str], log: Path) -> None:
+        self.cmd, self.ready, self.env, self.log = cmd, ready, env, log
+
+    def __enter__(self) -> Server:
+        with self.log.open("wb") as fh:
+            self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=self.env, stdout=fh,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.cmd[:5]} exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.ready, timeout=1.0, trust_env=False).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{self.ready} not ready: {self.log.read_text()[-2000:]}")
+
+    def __exit__(self, *exc: object) -> None:
+        # The whole group: mlflow's CLI execs uvicorn, which forks workers.
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+# --- measurements ----------------------------------------------------------------------------
+def measure(url: str, request: RequestFn, n: int, concurrency: int, warmup: int,
+            rate: float | None = None) -> dict[str, Any]:
+    asyncio.run(fire(url, request, warmup, rate=None, concurrency=concurrency, timeout_s=60))
+    shots, wall = asyncio.run(fire(url, request, n, rate=rate, concurrency=concurrency,
+                                   timeout_s=60))
+    ok = [s for s in shots if s.ok]
+    errors = [s.error for s in shots if not s.ok][:3]
+    return {"requests": n, "ok": len(ok), "errors": errors, "wall_s": round(wall, 3),
+            "throughput_per_s": round(len(ok) / wall, 2),
+            "latency_ms": latency_summary([s.latency_ms for s in ok]),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
+def post_body(path: str, bodies: list[bytes], content_type: str,
+              params: Callable[[int], dict[str, str]] | None = None) -> RequestFn:
+    def send(client: httpx.AsyncClient, i: int) -> Any:
+        k = i % len(bodies)
+        return client.post(path, content=bodies[k], headers={"Content-Type": content_type},
+                           params=params(k) if params else None)
+
+    return send
+
+
+def in_process_ceiling(package: Path, pngs: list[bytes], batch_sizes: list[int],
+                       seconds: float) -> dict[str, Any]:
+    """decode + preprocess + ONNX Runtime + policy, no HTTP: items/s per batch size."""
+    from atr.inference.onnx_scorer import OnnxScorer
+    from atr.inference.preprocess import decode_image
+
+    results: dict[str, Any] = {}
+    for threads in (1, None):  # None: ONNX Runtime's default (all cores)
+        scorer = OnnxScorer(package, intra_op_threads=threads)
+        for bs in batch_sizes:
+            done, i, t0 = 0, 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                images = [decode_image(pngs[(i + k) % len(pngs)]) for k in range(bs)]
+                scores, _ = scorer.score_images(images)
+                scorer.policy.decide(scores)
+                done, i = done + bs, i + bs
+            rate = done / (time.perf_counter() - t0)
+            results[f"threads={threads or 'default'},batch={bs}"] = round(rate, 1)
+    best = max(results, key=results.__getitem__)
+    return {"items_per_s": results[best], "best": best, "all": results}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/serving_throughput.json"))
+    ap.add_argument("--work", default=str(REPO / "runtime/bench-serving"))
+    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--tensor-requests", type=int, default=150)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--rate-seconds", type=float, default=12.0)
+    ap.add_argument("--train-items", type=int, default=700)
+    ap.add_argument("--mlflow-workers", default="1,2")
+    args = ap.parse_args()
+    started = time.perf_counter()
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    overrides = [f"paths.root={work / 'runtime'}", f"paths.data_dir={work / 'data'}",
+                 f"paths.artifacts_dir={work / 'artifacts'}"]
+
+    reused = REPO / "artifacts" / "model"
+    if (reused / "policy.json").is_file() and (reused / "package.json").is_file():
+        package = work / "artifacts" / "model"
+        shutil.copytree(reused, package)
+        shutil.copytree(reused.parent / "eval", package.parent / "eval", dirs_exist_ok=True)
+        source = f"reused {reused}"
+    else:
+        package = train_package(work, overrides, args.train_items)
+        source = f"trained here on {args.train_items} simulated parcels, 2 epochs"
+    version = register_champion(package, overrides)
+    model_s = time.perf_counter() - started
+
+    from atr.inference.preprocess import PreprocessSpec, decode_image
+
+    spec = PreprocessSpec.load(package / "preprocess.json")
+    phase = Phase(0, "bench", "parcel_160kv", "default", 200)
+    parcels = render_parcels([phase], default_taxonomy(), 256, 11, "bench", workers=2)
+    pngs = [p.png for p in parcels]
+    b64_bodies = [json.dumps({"dataframe_split": {"columns": ["image_b64"], "data": [
+        [base64.b64encode(b).decode()]]}}).encode() for b in pngs]
+    tensor_bodies = [json.dumps({"inputs": {"image": spec.prepare_batch(
+        [decode_image(b)]).tolist()}}).encode() for b in pngs[:50]]
+
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'runtime/mlflow/mlflow.db'}"}
+    env["MLFLOW_REGISTRY_URI"] = env["MLFLOW_TRACKING_URI"]
+    res: dict[str, Any] = {}
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    scan = post_body("/v1/scans", pngs, "image/png",
+                     lambda k: {"item_id": f"bench-{k}", "scanner_id": "parcel_160kv"})
+    with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, f"serve.port={port}"],
+                f"{url}/ready", env, work / "atr-serve.log"):
+        res["atr_serve"] = measure(url, scan, args.requests, args.concurrency, 30)
+        n_rate = int(args.rate * args.rate_seconds)
+        res["atr_serve_open_loop"] = {"offered_per_s": args.rate, **measure(
+            url, scan, n_rate, args.concurrency, 10, rate=args.rate)}
+
+    for workers in [int(w) for w in args.mlflow_workers.split(",")]:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
+               "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port),
+               "-w", str(workers)]
+        with Server(cmd, f"{url}/ping", env, work / f"mlflow-serve-w{workers}.log"):
+            res[f"mlflow_b64_w{workers}"] = measure(
+                url, post_body("/invocations", b64_bodies, "application/json"),
+                args.requests, args.concurrency, 20)
+            res[f"mlflow_tensor_w{workers}"] = measure(
+                url, post_body("/invocations", tensor_bodies, "application/json"),
+                args.tensor_requests, args.concurrency, 10)
+
+    res["in_process"] = in_process_ceiling(package, pngs, [1, 4, 8, 16, 32], seconds=3.0)
+    mlflow_best = max((k for k in res if k.startswith("mlflow_")),
+                      key=lambda k: res[k]["throughput_per_s"])
+    atr_tp = res["atr_serve"]["throughput_per_s"]
+    open_p99 = res["atr_serve_open_loop"]["latency_ms"]["p99"]
+    summary = {
+        "atr_serve_items_per_s": atr_tp,
+        "mlflow_best": mlflow_best,
+        "mlflow_best_items_per_s": res[mlflow_best]["throughput_per_s"],
+        "speedup_vs_mlflow_best": round(atr_tp / res[mlflow_best]["throughput_per_s"], 2),
+        "share_of_in_process_ceiling": round(atr_tp / res["in_process"]["items_per_s"], 3),
+        f"p99_ms_at_{args.rate:g}_per_s": open_p99,
+        "targets": {"speedup_vs_mlflow_best >= 3": atr_tp >= 3 * res[mlflow_best][
+            "throughput_per_s"],
+                    "share_of_in_process_ceiling >= 0.6": atr_tp >= 0.6 * res["in_process"][
+                        "items_per_s"],
+                    f"p99 <= 50 ms at {args.rate:g}/s": open_p99 is not None and open_p99 <= 50},
+    }
+    doc = {
+        "summary": summary, "results": res,
+        "model": {"name": NAME, "version": version, "source": source,
+                  "backbone": "mobilenetv3_small_100", "input_size": spec.input_size,
+                  "onnx_mb": round((package / "model.onnx").stat().st_size / 1e6, 2)},
+        "client": {"concurrency": args.concurrency, "library": "httpx AsyncClient (atr.line)",
+                   "image": "256x256 simulated parcel PNG", "distinct_images": len(pngs),
+                   "same_machine": True},
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpu_count": os.cpu_count(),
+                    "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+        "model_prep_s": round(model_s, 1), "total_s": round(time.perf_counter() - started, 1),
+        "when": datetime.now().isoformat(timespec="seconds"),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

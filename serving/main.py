@@ -1,0 +1,22 @@
+"""`atr serve`: uvicorn with the app, settings from conf/serve.yaml (+ overrides)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from serving.settings import settings_from_cfg
+
+
+def run(cfg: Any) -> None:
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = settings_from_cfg(cfg)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One process, one event loop: the micro-batcher needs all requests in the same
+    # queue. Scale out with more processes/replicas behind a load balancer (shared store).
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level, access_log=False)
