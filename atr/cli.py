@@ -31,7 +31,7 @@ class Job:
 JOBS: dict[str, Job] = {
     "data synth": Job("synth", "atr.data.synth:synthesize", "simulate a dataset of X-ray parcels"),
     "data import": Job("import", "atr.data.importers:import_dataset", "import a real dataset"),
-    "prepare": Job("prepare", "atr.data.prepare:run", "assemble the training dataset (DVC stage)"),
+    "prepare": Job("prepare", "atr.data.prepare:run", "base + frontline batches -> training set"),
     "train": Job("train", "atr.train:run", "train the screening model"),
     "evaluate": Job("evaluate", "atr.evaluation.job:run", "calibrate + evaluate a model"),
     "register": Job("register", "atr.registry.register:run", "register the package in MLflow"),

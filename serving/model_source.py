@@ -60,8 +60,16 @@ class ModelSource:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.client = MlflowClient(tracking_uri=settings.tracking_uri,
-                                   registry_uri=settings.registry)
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        # Built on first use, in the poller thread: a registry that is slow to open (or
+        # down) never delays the start of the service or its /health answer.
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.settings.tracking_uri,
+                                        registry_uri=self.settings.registry)
+        return self._client
 
     def resolve(self, alias: str) -> str | None:
         """The version number the alias points at; None when unset or no such model."""

@@ -18,6 +18,7 @@ BIN = REPO / ".venv" / "bin"
 TINY = {
     "dataset": {"count": 360, "image_size": 64, "seed": 3, "scanner": "parcel_160kv",
                 "mix": "default"},
+    "prepare": {"frontline_batches": -1, "frontline_weight": 2},
     "train": {"experiment": "baseline", "max_epochs": 1, "seed": 0},
     # a tiny calibration set cannot support the production bound: relax it for the test
     "policy": {"leak_rate_target": 0.3, "confidence": 0.8, "threat_recall_target": 0.9,
@@ -44,11 +45,14 @@ def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     _copy_checkout(repo)
     (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(TINY))
     (repo / "pipelines" / "dvc.lock").unlink(missing_ok=True)
+    # no DVC cache in a fresh copy: data/ starts as an empty folder of frontline batches
+    (repo / "data.dvc").unlink()
+    (repo / "data" / "frontline").mkdir(parents=True)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ATR_RUNTIME": str(tmp_path / "rt")}
     first = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo / "pipelines", env=env,
                            capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    for stage in ("prepare", "train", "evaluate", "register"):
+    for stage in ("synthesize", "prepare", "train", "evaluate", "register"):
         assert f"Running stage '{stage}'" in first.stdout
     registered = yaml.safe_load((repo / "artifacts" / "registered.json").read_text())
     assert registered["name"] == "atr-test"
@@ -57,7 +61,7 @@ def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     assert str(version.version) == str(registered["version"])
     assert version.tags["sha256.model.onnx"]
     lock = yaml.safe_load((repo / "pipelines" / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"prepare", "train", "evaluate", "register"}
+    assert set(lock["stages"]) == {"synthesize", "prepare", "train", "evaluate", "register"}
 
     second = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo / "pipelines", env=env,
                             capture_output=True, text=True, timeout=300)

@@ -139,6 +139,8 @@ def make_dataset(
         *(extra or []),
     ]
     if splits is not None:
-        overrides.append("synth.splits={" + ",".join(f"{k}:{v}" for k, v in splits.items()) + "}")
+        # name every split: Hydra merges a dict override into the default shares
+        shares = {name: splits.get(name, 0) for name in ("train", "val", "calib", "test")}
+        overrides.append("synth.splits={" + ",".join(f"{k}:{v}" for k, v in shares.items()) + "}")
     synthesize(compose("synth", overrides))
     return Path(out_dir)

@@ -157,6 +157,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait_ready: bool = True, timeout: float = 60.0) -> Server:
+        self.registry.root.mkdir(parents=True, exist_ok=True)
         self.log = self.registry.root / f"serve-{self.port}-{time.monotonic_ns()}.log"
         args = [sys.executable, "-m", "atr.cli", "serve", *self.registry.overrides,
                 f"serve.port={self.port}", *self.extra]

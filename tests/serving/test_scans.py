@@ -163,3 +163,52 @@ def test_metrics_count_requests_decisions_and_failsafes(server: Server) -> None:
     assert 'atr_model_info{name="atr-screening",role="champion",version="1"} 1.0' in text
     assert 'atr_model_swaps_total{role="champion"} 1.0' in text
     assert "atr_request_latency_seconds_bucket" in text
+
+
+def _feedback(server: Server, body: dict, key: str | None = "test-key-2") -> httpx.Response:
+    headers = {"X-API-Key": key} if key is not None else {}
+    return httpx.post(f"{server.url}/v1/feedback", json=body, headers=headers, timeout=30)
+
+
+def _feedback_rows(registry: Registry) -> list[dict]:
+    import sqlite3
+
+    with sqlite3.connect(registry.root / "predictions" / "predictions.db") as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM feedback ORDER BY id")]
+
+
+FEEDBACK = {"item_id": "fb-1", "labels": {"knife": 1, "document": 0}, "source": "inspection",
+            "who": "officer-17", "at": "2026-11-25T10:00:00Z"}
+
+
+def test_feedback_needs_a_valid_key(server: Server, registry: Registry) -> None:
+    assert _raw(server, png_bytes(), "fb-1").status_code == 200
+    before = len(_feedback_rows(registry))
+    assert _feedback(server, FEEDBACK, key=None).status_code == 401
+    assert _feedback(server, FEEDBACK, key="wrong").status_code == 401
+    assert len(_feedback_rows(registry)) == before
+
+
+def test_feedback_unknown_item_or_class_writes_nothing(server: Server, registry: Registry) -> None:
+    before = len(_feedback_rows(registry))
+    r = _feedback(server, {**FEEDBACK, "item_id": "never-scanned"})
+    assert r.status_code == 404 and "never-scanned" in r.json()["detail"]
+    r = _feedback(server, {**FEEDBACK, "labels": {"knife": 1}})
+    assert r.status_code == 422 and "labels.knife" in r.json()["detail"]
+    r = _feedback(server, {**FEEDBACK, "labels": {"knife": 2}})
+    assert r.status_code == 422 and "labels.knife" in r.json()["detail"]
+    r = _feedback(server, {**FEEDBACK, "source": "rumour"})
+    assert r.status_code == 422 and "source" in r.json()["detail"]
+    assert len(_feedback_rows(registry)) == before
+
+
+def test_feedback_is_stored_and_joins_the_prediction(server: Server, registry: Registry) -> None:
+    assert _raw(server, png_bytes(), "fb-2").status_code == 200
+    r = _feedback(server, {**FEEDBACK, "item_id": "fb-2", "source": "analyst",
+                           "labels": {"knife": 1, "paper_only": 0}})
+    assert r.status_code == 201, r.text
+    row = [f for f in _feedback_rows(registry) if f["id"] == r.json()["feedback_id"]][0]
+    assert row["item_id"] == "fb-2" and row["source"] == "analyst" and row["who"] == "officer-17"
+    assert json.loads(row["labels"]) == {"knife": 1, "paper_only": 0}
+    assert any(p["item_id"] == "fb-2" for p in store_rows(registry))
