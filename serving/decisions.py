@@ -8,6 +8,7 @@ scored is INSPECTed with a reason code, never CLEARed (fail-safe).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -82,7 +83,15 @@ def failsafe_row(scan: PendingScan, reason: str, model: LoadedModel | None) -> d
 def compact_embedding(vector: np.ndarray, dims: int) -> list[float]:
     """The first `dims` values (the full vector when it is no longer), 6 significant digits:
     drift monitoring needs the geometry, not float32's last bits; JSON stays small."""
-    return [float(f"{v:.6g}") for v in vector[:dims].tolist()]
+    return [_finite(v, digits=None) for v in vector[:dims].tolist()]
+
+
+def _finite(value: float, digits: int | None = 6) -> float | None:
+    """JSON has no NaN/inf: a broken score is stored and sent as null (its row is already
+    INSPECT / invalid_scores by the policy)."""
+    if not math.isfinite(value):
+        return None
+    return round(value, digits) if digits is not None else float(f"{value:.6g}")
 
 
 def score_batch(model: LoadedModel, images: list[np.ndarray]
@@ -91,7 +100,7 @@ def score_batch(model: LoadedModel, images: list[np.ndarray]
     scores, emb = model.scorer.score_images(images)
     decisions, reasons = model.policy.decide(scores)
     outputs = model.scorer.outputs
-    per_item = [{o: round(float(s), 6) for o, s in zip(outputs, row, strict=True)}
+    per_item = [{o: _finite(s) for o, s in zip(outputs, row, strict=True)}
                 for row in scores.tolist()]
     return per_item, emb, [d.value for d in decisions], list(reasons)
 

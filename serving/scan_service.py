@@ -57,6 +57,7 @@ class ScanService:
     # --- scoring thread -----------------------------------------------------------------
     def _process_batch(self, batch: list[PendingScan]) -> dict[str, dict[str, Any]]:
         model, shadow = self.models.current, self.models.shadow  # read once per batch
+        self.models.metrics.batch_size.observe(len(batch))
         rows = decide_batch(batch, model, shadow, self.settings.embedding_dims)
         # Items whose handler already answered `timeout` keep that row, not this one.
         mine = [row for scan, row in zip(batch, rows, strict=True) if scan.claim()]

@@ -65,12 +65,19 @@ def test_tiny_training_job_writes_package_and_mlflow_run(
 def test_training_beats_chance_on_an_easy_set(
     tmp_path: Path, runtime_overrides: list[str]
 ) -> None:
-    """A broken loop (wrong targets, no gradient, frozen weights) fails this."""
+    """A broken loop (wrong targets, no gradient, frozen weights) fails this.
+
+    Easy = no concealment tricks, no small threats, cluttered non-paper items.
+    Measured: val AUROC(paper_only) 0.92 after 8 epochs (~20 s of CPU time);
+    a model that learnt nothing scores 0.5 +- 0.06 on these 120 val items.
+    """
     data = make_dataset(tmp_path / "easy", count=400, image_size=64, seed=5,
-                        splits={"train": 0.7, "val": 0.3, "calib": 0.0, "test": 0.0})
+                        splits={"train": 0.7, "val": 0.3, "calib": 0.0, "test": 0.0},
+                        extra=["mix.p_concealed=0", "mix.p_small_threat=0",
+                               "mix.clutter_items=[2,7]"])
     result = run(compose("train", [*runtime_overrides, f"data.dir={data}", *TINY,
-                                   "trainer.max_epochs=8", "train.monitor=val/ap_paper",
-                                   "train.monitor_mode=max"]))
+                                   "trainer.max_epochs=8"]))
+    # The last epoch's metrics (not the best epoch's): no selection on val.
     assert result["val/auroc/paper_only"] >= 0.8, result
 
 

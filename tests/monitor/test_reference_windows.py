@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from monitor_synth import OUTPUTS, T0, add_feedback, add_predictions, synthetic_items, write_reference
+from monitor_synth import (
+    OUTPUTS,
+    T0,
+    add_feedback,
+    add_predictions,
+    synthetic_items,
+    write_reference,
+)
 
 from atr.monitor.prediction_store import Prediction
 from atr.monitor.reference import read_reference

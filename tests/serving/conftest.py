@@ -121,9 +121,10 @@ def _registry(root: Path) -> Registry:
     return Registry(root=root, overrides=overrides)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory, package_template: Path) -> Registry:
-    """Two registered versions of the tiny package; `champion` -> 1, `challenger` -> 2."""
+    """Two registered versions of the tiny package; `champion` -> 1, `challenger` -> 2.
+    Shared by the session: a test that moves an alias puts it back."""
     reg = _registry(tmp_path_factory.mktemp("runtime"))
     for _ in range(2):
         reg.register(package_template)
@@ -131,9 +132,21 @@ def registry(tmp_path_factory: pytest.TempPathFactory, package_template: Path) -
     return reg
 
 
+@pytest.fixture(scope="session")
+def blank_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite DB with its schema and no model (its migrations take seconds)."""
+    reg = _registry(tmp_path_factory.mktemp("blank"))
+    (reg.root / "mlflow").mkdir(parents=True)
+    reg.client().search_registered_models()
+    return reg.root / "mlflow" / "mlflow.db"
+
+
 @pytest.fixture
-def empty_registry(tmp_path: Path) -> Registry:
-    return _registry(tmp_path / "runtime")
+def empty_registry(tmp_path: Path, blank_mlflow_db: Path) -> Registry:
+    reg = _registry(tmp_path / "runtime")
+    (reg.root / "mlflow").mkdir(parents=True)
+    shutil.copy(blank_mlflow_db, reg.root / "mlflow" / "mlflow.db")
+    return reg
 
 
 def free_port() -> int:
@@ -232,9 +245,6 @@ def store_rows(registry: Registry, db: str = "predictions/predictions.db") -> li
         return [dict(r) for r in conn.execute("SELECT * FROM predictions ORDER BY id")]
 
 
-def copy_package(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
 
 
 def settings_for(registry: Registry, **overrides: object):

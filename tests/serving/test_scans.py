@@ -191,11 +191,12 @@ def test_feedback_needs_a_valid_key(server: Server, registry: Registry) -> None:
 
 
 def test_feedback_unknown_item_or_class_writes_nothing(server: Server, registry: Registry) -> None:
+    assert _raw(server, png_bytes(), "fb-1").status_code == 200
     before = len(_feedback_rows(registry))
     r = _feedback(server, {**FEEDBACK, "item_id": "never-scanned"})
     assert r.status_code == 404 and "never-scanned" in r.json()["detail"]
-    r = _feedback(server, {**FEEDBACK, "labels": {"knife": 1}})
-    assert r.status_code == 422 and "labels.knife" in r.json()["detail"]
+    r = _feedback(server, {**FEEDBACK, "labels": {"knife": 1, "banana": 1}})
+    assert r.status_code == 422 and "labels.banana" in r.json()["detail"]
     r = _feedback(server, {**FEEDBACK, "labels": {"knife": 2}})
     assert r.status_code == 422 and "labels.knife" in r.json()["detail"]
     r = _feedback(server, {**FEEDBACK, "source": "rumour"})
