@@ -95,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if name == "approve":
         args = _approve_args(args)
+    elif name == "retrain":
+        args = ["retrain.auto_approve=true" if a == "--auto-approve" else a for a in args]
     show_cfg = "--cfg" in args
     overrides = [a for a in args if a != "--cfg"]
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,11 +43,8 @@ class Phase:
 
 def load_mix(name_or_path: str) -> dict[str, Any]:
     """A class mix by name (conf/mix/<name>.yaml) or path, validated."""
-    path = conf_dir() / "mix" / f"{name_or_path}.yaml"
-    if name_or_path.endswith((".yaml", ".yml")):
-        from pathlib import Path
-
-        path = Path(name_or_path)
+    path = (Path(name_or_path) if name_or_path.endswith((".yaml", ".yml"))
+            else conf_dir() / "mix" / f"{name_or_path}.yaml")
     if not path.is_file():
         raise FileNotFoundError(f"class mix {name_or_path!r}: no file {path}")
     raw = yaml.safe_load(path.read_text())

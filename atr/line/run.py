@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from omegaconf import DictConfig, OmegaConf
 
 from atr.line import feedback as fb
@@ -26,7 +28,7 @@ from atr.taxonomy import Taxonomy
 def scan_request(parcels: list[Parcel]) -> RequestFn:
     """POST /v1/scans with the raw PNG as the body, ids as query parameters."""
 
-    def send(client: Any, i: int) -> Any:
+    def send(client: httpx.AsyncClient, i: int) -> Awaitable[httpx.Response]:
         p = parcels[i]
         return client.post("/v1/scans", content=p.png,
                            params={"item_id": p.item_id, "scanner_id": p.scanner_id},

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from atr.inference.image_stats import STAT_NAMES
@@ -127,7 +126,3 @@ def window_scores(
 def decision_mix(frame: pd.DataFrame) -> dict[str, float]:
     counts = frame["decision"].value_counts()
     return {d: float(counts.get(d, 0)) / max(len(frame), 1) for d in DECISIONS}
-
-
-def finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None

@@ -76,7 +76,7 @@ def check_scanner(cfg: DictConfig, session: Session, scanner_id: str, reference:
         **{s: scores[s] for s in ("embedding", "scores", "decisions", "image_stats")},
         "consecutive_flagged": decision.flagged, "performance": perf,
     }
-    evidence = {"scores": [{k: v for k, v in h.items()} for h in history],
+    evidence = {"scores": history,
                 "thresholds": dict(rule.thresholds), "consecutive": rule.consecutive,
                 "embedding_method": methods.embedding, "performance": perf,
                 "reference": str(reference.path), "reference_items": len(ref)}
@@ -124,7 +124,9 @@ def _store_event(session: Session, scanner_id: str, reference: Reference, decisi
     if pending:
         return {"event_id": pending[-1].id, "new_event": False}
     event = DriftEvent(
-        scanner_id=scanner_id, model_version=reference.model_version, kind=str(decision.kind),
+        scanner_id=scanner_id, kind=str(decision.kind),
+        # a local reference has no registry version: record the model the window ran
+        model_version=reference.model_version or current["model_version"].iloc[-1],
         score=decision.score, threshold=decision.threshold,
         window_start=current["created_at"].iloc[0], window_end=current["created_at"].iloc[-1],
         window_items=len(current), evidence=_jsonable(evidence), report_path=report,

@@ -115,7 +115,7 @@ def test_reviewer_moves_champion_in_mlflow_ui_and_service_follows(
 
         # the registry now says v2 (the UI did it, not an API call of ours) ...
         alias = registry.client().get_model_version_by_alias(NAME, "champion")
-        assert alias.version == "2"
+        assert str(alias.version) == "2"
         # ... and the line's service swaps to v2 within the bound
         deadline = time.monotonic() + SWITCH_WITHIN_S
         while time.monotonic() < deadline and _served_version(service.url) != "2":

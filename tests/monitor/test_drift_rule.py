@@ -70,3 +70,16 @@ def test_config_refuses_unknown_signal_and_bad_k() -> None:
     rule = DriftRule.from_cfg({"consecutive": 3, "thresholds": {"embedding": 0.75},
                                "performance": {"max_leak_rate": 0.02}})
     assert rule.consecutive == 3 and rule.max_leak_rate == 0.02 and rule.min_threat_recall is None
+
+
+def test_onset_delay_and_false_alarms_on_a_replayed_series() -> None:
+    from atr.monitor.drift_drill import alarms, onset_delay
+
+    # windows close every 50 items; drift starts after item 300
+    values = [0.5, 0.9, 0.9, 0.5, 0.5, 0.5, 0.8, 0.9, 0.9]
+    series = [{**w(e), "end": 100 + 50 * i} for i, e in enumerate(values)]
+    assert [a["end"] for a in alarms(RULE, series)] == [200, 450]
+    result = onset_delay(RULE, series, onset=300)
+    assert result["false_alarms_before_onset"] == 1  # the alarm at 200
+    assert result["delay_items"] == 150 and result["kind"] == "embedding"
+    assert onset_delay(RULE, series[:6], onset=300)["delay_items"] is None
