@@ -153,7 +153,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         default_root_dir=str(cfg.train.ckpt_dir),
     )
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except BaseException:
+        logger.finalize("failed")  # else the MLflow run stays RUNNING forever
+        raise
     wall = time.perf_counter() - started
     if not trainer.is_global_zero:
         return {}
@@ -161,6 +165,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     best = checkpoint.best_model_path
     if best:  # export the weights that were best on val, not merely the last ones
         model = ScreeningModule.load_from_checkpoint(best, map_location="cpu")
+    # The last epoch's metrics; the exported weights are the best epoch's (best_score).
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     metrics = {
         "wall_time_s": round(wall, 2),

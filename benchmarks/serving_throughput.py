@@ -314,6 +314,16 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpu_count": os.cpu_count(),
                     "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+        "notes": [
+            "Same model and same client for every server; servers run one at a time.",
+            "Per item, `atr serve` does more than the pyfunc's decode + score + policy: "
+            "image statistics for drift monitoring, a content-addressed frontline image "
+            "write (fsync), the embedding, and a durable SQLite commit (synchronous=FULL) "
+            "before it replies; results.service_extras_per_item measures the first two.",
+            "MLflow's tensor form is slower than its image_b64 form: a 3x128x128 float "
+            "tensor is ~1 MB of JSON per item.",
+            "machine.load_avg_1m and each result's load_avg_1m include other jobs sharing "
+            "the machine; on 2 cores, a load above 2 means the figures are depressed."],
         "model_prep_s": round(model_s, 1), "total_s": round(time.perf_counter() - started, 1),
         "when": datetime.now().isoformat(timespec="seconds"),
     }

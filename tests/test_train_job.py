@@ -13,6 +13,8 @@ from mlflow.tracking import MlflowClient
 from atr.cli import main
 from atr.config import compose
 from atr.data.synth import make_dataset
+from atr.inference.onnx_scorer import OnnxScorer
+from atr.inference.preprocess import decode_image
 from atr.train import run
 
 PACKAGE_FILES = {"model.ckpt", "model.onnx", "preprocess.json", "taxonomy.json",
@@ -53,6 +55,11 @@ def test_tiny_training_job_writes_package_and_mlflow_run(
     assert json.loads((out / "preprocess.json").read_text())["input_size"] == 64
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["scores", "embedding"]
+    # The serving/evaluation side loads the package as written.
+    scorer = OnnxScorer(out)
+    rgb = decode_image(next(tiny_dataset.glob("batch-*/*[0-9].png")))
+    scores, embedding = scorer.score_images([rgb, rgb])
+    assert scores.shape == (2, len(scorer.outputs)) and embedding.shape[0] == 2
 
     # Resume from the newest last.ckpt: training continues at epoch 2, not from scratch.
     resumed = run(compose("train", [*runtime_overrides, f"data.dir={tiny_dataset}", *TINY,

@@ -3,7 +3,9 @@
 An INSPECTed parcel is opened (source `inspection`); a REVIEWed image is read by an
 analyst (source `analyst`). Both give back the true labels, which here are the
 simulator's. Only a share of them comes back (`feedback_share`), as in an office where
-not every outcome is keyed in. Feedback is sent after the timed run so it never loads
+not every outcome is keyed in. Customs also opens a random share of CLEARed parcels
+(post-clearance audit, `audit_share`): without it a model that wrongly clears a new kind
+of item would never be told. Feedback is sent after the timed run so it never loads
 the service while latency is being measured.
 """
 
@@ -21,15 +23,19 @@ import numpy as np
 from atr.line.parcels import Parcel
 from atr.line.sender import make_client
 
-SOURCES = {"INSPECT": "inspection", "REVIEW": "analyst"}
+SOURCES = {"INSPECT": "inspection", "REVIEW": "analyst", "CLEAR": "inspection"}
 
 
-def choose(records: Sequence[dict[str, Any]], share: float, seed: int) -> list[int]:
-    """Indices of the routed-to-human records that get feedback (a fixed draw per seed)."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"line.feedback_share must be in [0, 1], got {share}")
+def choose(records: Sequence[dict[str, Any]], share: float, seed: int,
+           audit_share: float = 0.0) -> list[int]:
+    """Indices of the records that get feedback (a fixed draw per seed): a `share` of
+    those routed to humans, an `audit_share` of those cleared."""
+    for name, value in (("feedback_share", share), ("audit_share", audit_share)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"line.{name} must be in [0, 1], got {value}")
     draws = np.random.default_rng([seed, 0xFEED]).random(len(records))
-    return [i for i, r in enumerate(records) if r["decision"] in SOURCES and draws[i] < share]
+    return [i for i, r in enumerate(records) if r["decision"] in SOURCES
+            and draws[i] < (audit_share if r["decision"] == "CLEAR" else share)]
 
 
 def body(parcel: Parcel, decision: str, who: str) -> dict[str, Any]:
@@ -46,9 +52,9 @@ def body(parcel: Parcel, decision: str, who: str) -> dict[str, Any]:
 async def send_feedback(
     base_url: str, parcels: Sequence[Parcel], records: Sequence[dict[str, Any]], *,
     share: float, seed: int, api_key: str | None, who: str, timeout_s: float,
-    concurrency: int = 4,
+    concurrency: int = 4, audit_share: float = 0.0,
 ) -> dict[str, Any]:
-    picked = choose(records, share, seed)
+    picked = choose(records, share, seed, audit_share)
     headers = {"X-API-Key": api_key} if api_key else {}
     results: list[tuple[str, int, str | None]] = []
     queue = iter(picked)
@@ -67,7 +73,7 @@ async def send_feedback(
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     errors = [e for _, _, e in results if e]
     return {
-        "eligible": sum(1 for r in records if r["decision"] in SOURCES),
+        "eligible": sum(1 for r in records if r["decision"] != "CLEAR"),
         "sent": len(results),
         "stored": len(results) - len(errors),
         "failed": len(errors),

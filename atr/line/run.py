@@ -82,7 +82,8 @@ def simulate(cfg: DictConfig) -> dict[str, Any]:
     if line.feedback:
         summary["feedback"] = asyncio.run(fb.send_feedback(
             url, parcels, records, share=float(line.feedback_share), seed=int(line.seed),
-            api_key=line.api_key, who=str(line.who), timeout_s=timeout))
+            api_key=line.api_key, who=str(line.who), timeout_s=timeout,
+            audit_share=float(line.audit_share)))
     summary["records"] = records
     if line.out:
         out = Path(str(line.out))
