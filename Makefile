@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo data test test-fast lint bench clean-runtime
+.PHONY: venv demo data pipeline test test-fast lint bench clean-runtime
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The main job. Until the closed loop (serving + monitoring) exists it runs the
-# longest pipeline that does: simulate data -> DVC pipeline (prepare, train,
-# evaluate, register) -> gate against the champion.
+# The main job: the closed loop (atr/demo.py) -- DVC pipeline -> v1 -> serve -> line on
+# scanner A, then scanner B -> drift -> frontline labels -> retrain v2 -> gate -> swap.
 demo: data
+	$(BIN)/atr demo
+
+# One pass of the DVC pipeline (synthesize -> prepare -> train -> evaluate -> register).
+pipeline: data
 	cd pipelines && PATH=$(CURDIR)/$(BIN):$$PATH ../$(BIN)/dvc repro
-	$(BIN)/atr gate
 
 # data/ as data.dvc records it: the gold set is regenerated bit for bit from its seed
 # (no remote holds it on a fresh clone), then added and pushed to the local remote.
@@ -30,7 +32,12 @@ data: $(STAMP)
 	$(BIN)/dvc add -q data
 	$(BIN)/dvc push -q
 
-test: $(STAMP)
+# Debian's chromium drives the real-browser test of the MLflow UI (no browser download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q --durations=15
 

@@ -7,10 +7,12 @@ never torch, Lightning or training modules. tests/serving checks it in a fresh p
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import api_feedback, api_ops, api_scans
 from serving.settings import Settings
@@ -32,23 +34,43 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             state.models.stop()
-            await state.scans.batcher.stop()
+            await state.scans.stop()
             state.recorder.close()
 
     app = FastAPI(title="ATR sorting-line service", version="1", lifespan=lifespan)
     app.state.svc = state
 
-    @app.middleware("http")
-    async def count(request: Request,
-                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        path = request.url.path
-        endpoint = path if path in ENDPOINTS else "other"
-        state.metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
-        state.metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestMetrics, state=state)
     for module in (api_scans, api_feedback, api_ops):
         app.include_router(module.router)
     return app
+
+
+class RequestMetrics:
+    """Requests and latency per endpoint: a plain ASGI middleware (Starlette's
+    BaseHTTPMiddleware costs a task and a stream per request on the line's hot path)."""
+
+    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+        self.app = app
+        self.metrics = state.metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]  # an app that dies before answering counts as a 500
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path: Any = scope.get("path", "")
+            endpoint = path if path in ENDPOINTS else "other"
+            self.metrics.requests.labels(endpoint=endpoint, status=str(status[0])).inc()
+            self.metrics.latency.labels(endpoint=endpoint).observe(
+                time.perf_counter() - started)

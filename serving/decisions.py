@@ -44,6 +44,8 @@ class PendingScan:
     item_id: str
     scanner_id: str
     started: float  # time.monotonic() when the request arrived
+    data: bytes | None = None  # the upload (None when too large): decoded and stored later
+    filename: str | None = None
     image: np.ndarray | None = None
     failure: str | None = None  # reason code decided before scoring (unreadable, too large)
     image_ref: str | None = None

@@ -1,17 +1,26 @@
-"""From a scan request to a stored decision: store the image, decode it, batch-score it,
+"""From a scan request to a stored decision: batch-score it, store its image and row,
 and answer within the request's time budget.
 
-Decode, image store and image statistics run in the thread pool (parallel across
-requests); scoring and the store's commit run in the micro-batcher's scoring thread.
+The event loop only reads requests and writes replies. Per micro-batch, the scoring thread
+does all the CPU work (decode, image statistics, preprocessing, ONNX, policy, rows), then
+the commit thread makes the batch durable: the images (their syncs overlapped in a small
+I/O pool), then the rows in one transaction; only then are the replies released. The
+commit of one batch overlaps the scoring of the next. An upload whose header announces a
+very large image is decoded in the default thread pool before it is queued, so a hostile
+pixel count cannot stall a whole batch.
 Whatever fails, the item gets a row in the store and a decision (INSPECT for failures).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from PIL import Image
 
 from atr.inference.image_stats import image_stats
 from atr.inference.preprocess import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
@@ -31,6 +40,11 @@ from serving.settings import Settings
 from serving.uploads import ScanInput
 
 log = logging.getLogger("serving.scans")
+
+# Uploads announcing more pixels than this are decoded off the scoring thread.
+BIG_IMAGE_PIXELS = 4_000_000
+# Concurrent image syncs per batch (I/O waits: they do not compete for the cores).
+IO_THREADS = 8
 
 # Not a decision the store holds: the reply says INSPECT, with HTTP 503 (not acknowledged).
 STORE_ERROR = "store_error"
@@ -52,33 +66,55 @@ class ScanService:
         self.recorder = recorder
         self.images = images
         self.batcher = MicroBatcher(self._process_batch, settings.max_batch,
-                                    settings.max_wait_ms)
+                                    settings.max_wait_ms, commit=self._commit_batch)
+        self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="image-sync")
 
-    # --- scoring thread -----------------------------------------------------------------
-    def _process_batch(self, batch: list[PendingScan]) -> dict[str, dict[str, Any]]:
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self._io.shutdown(wait=True)
+
+    # --- scoring thread: all CPU work of a batch ---------------------------------------
+    def _process_batch(self, batch: list[PendingScan]) -> list[dict[str, Any]]:
         model, shadow = self.models.current, self.models.shadow  # read once per batch
         self.models.metrics.batch_size.observe(len(batch))
-        rows = decide_batch(batch, model, shadow, self.settings.embedding_dims)
-        # Items whose handler already answered `timeout` keep that row, not this one.
-        mine = [row for scan, row in zip(batch, rows, strict=True) if scan.claim()]
-        self.recorder.write(mine)  # group commit; raises -> every handler answers 503
-        return {row["request_id"]: row for row in mine}
+        todo = [scan for scan in batch if scan.failure is None and scan.image is None]
+        for scan in todo:
+            self._decode(scan, model)
+        return decide_batch(batch, model, shadow, self.settings.embedding_dims)
 
-    # --- thread pool --------------------------------------------------------------------
-    def _prepare(self, scan: PendingScan, item: ScanInput) -> None:
-        if item.too_large or item.data is None:
-            scan.failure = IMAGE_TOO_LARGE  # never stored nor decoded: that is the point
+    # --- commit thread: images, then rows, durably ---------------------------------------
+    def _commit_batch(self, batch: list[PendingScan], rows: list[dict[str, Any]]
+                      ) -> dict[str, dict[str, Any]]:
+        # Items whose handler already answered `timeout` keep that row, not this one.
+        mine = [(scan, row) for scan, row in zip(batch, rows, strict=True) if scan.claim()]
+        self._store_images([scan for scan, _ in mine])
+        for scan, row in mine:
+            row["image_ref"] = scan.image_ref
+        self.recorder.write([row for _, row in mine])  # raises -> every handler answers 503
+        for scan, _ in mine:
+            scan.data = scan.image = None  # replies need neither
+        return {row["request_id"]: row for _, row in mine}
+
+    def _store_images(self, scans: list[PendingScan]) -> None:
+        """Each upload durably in the image store (kept even when it does not decode: an
+        analyst may want to see what came in); a failed write leaves the row without a
+        reference, as the reference must never name a file that is not there."""
+        todo = [s for s in scans if s.data is not None and s.image_ref is None]
+        if not todo:
             return
-        try:
-            # Kept even when it does not decode: an analyst may want to see what came in.
-            scan.image_ref = self.images.put(item.data, item.filename)
-        except OSError:
-            log.exception("image store write failed for item %s", scan.item_id)
-        model = self.models.current
+        refs = self.images.put_many([(s.data, s.filename) for s in todo],  # type: ignore[misc]
+                                    self._io)
+        for scan, ref in zip(todo, refs, strict=True):
+            if isinstance(ref, str):
+                scan.image_ref = ref
+            else:
+                log.error("image store write failed for item %s: %s", scan.item_id, ref)
+
+    def _decode(self, scan: PendingScan, model: Any) -> None:
         max_pixels = self.settings.max_pixels or (model.max_pixels if model
                                                   else DEFAULT_MAX_PIXELS)
         try:
-            scan.image = decode_image(item.data, max_pixels=max_pixels)
+            scan.image = decode_image(scan.data, max_pixels=max_pixels)  # type: ignore[arg-type]
         except ImageDecodeError as exc:
             # decode_image refuses pixel bombs with this message before allocating them.
             too_large = str(exc).startswith("image too large")
@@ -93,8 +129,11 @@ class ScanService:
     # --- event loop ---------------------------------------------------------------------
     async def decide(self, item: ScanInput, started: float) -> dict[str, Any]:
         """The stored row for one item; raises StoreUnavailable if it could not be stored."""
-        scan = PendingScan(item_id=item.item_id, scanner_id=item.scanner_id, started=started)
-        work = asyncio.ensure_future(self._prepare_and_queue(scan, item))
+        scan = PendingScan(item_id=item.item_id, scanner_id=item.scanner_id, started=started,
+                           data=None if item.too_large else item.data, filename=item.filename)
+        if item.too_large or item.data is None:
+            scan.failure = IMAGE_TOO_LARGE  # never stored nor decoded: that is the point
+        work = asyncio.ensure_future(self._queue(scan))
         budget = self.settings.timeout_ms / 1000.0 - (time.monotonic() - started)
         try:
             row = await asyncio.wait_for(asyncio.shield(work), max(budget, 0.0))
@@ -113,20 +152,39 @@ class ScanService:
             except Exception as exc:
                 raise self._unstored(scan) from exc
         work.add_done_callback(_swallow)  # its late result is dropped
-        row = failsafe_row(scan, TIMEOUT, self.models.current)
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.recorder.write, [row])
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self._store_timeout, scan)
         except Exception as exc:
-            log.exception("timeout row %s not stored", row["request_id"])
+            log.exception("timeout row %s not stored", scan.request_id)
             raise self._unstored(scan) from exc
+
+    def _store_timeout(self, scan: PendingScan) -> dict[str, Any]:
+        """The handler owns the item (claimed): its image, then its INSPECT/timeout row."""
+        self._store_images([scan])
+        row = failsafe_row(scan, TIMEOUT, self.models.current)
+        self.recorder.write([row])
         return row
 
     def _unstored(self, scan: PendingScan) -> StoreUnavailable:
         return StoreUnavailable(failsafe_row(scan, STORE_ERROR, self.models.current))
 
-    async def _prepare_and_queue(self, scan: PendingScan, item: ScanInput) -> Any:
-        await asyncio.get_running_loop().run_in_executor(None, self._prepare, scan, item)
+    async def _queue(self, scan: PendingScan) -> Any:
+        if scan.failure is None and _announced_pixels(scan.data) > BIG_IMAGE_PIXELS:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._decode, scan, self.models.current)
         return await self.batcher.submit(scan)
+
+
+def _announced_pixels(data: bytes | None) -> int:
+    """Width x height from the image header (Pillow reads no pixel data); 0 if unreadable
+    (the scoring thread's decode then reports why)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # type: ignore[arg-type]
+            width, height = img.size
+    except Exception:
+        return 0
+    return int(width) * int(height)
 
 
 def _swallow(future: asyncio.Future[Any]) -> None:

@@ -48,7 +48,8 @@ def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     # no DVC cache in a fresh copy: data/ starts as an empty folder of frontline batches
     (repo / "data.dvc").unlink()
     (repo / "data" / "frontline").mkdir(parents=True)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ATR_RUNTIME": str(tmp_path / "rt")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PATH=f"{BIN}:{os.environ['PATH']}", ATR_RUNTIME=str(tmp_path / "rt"))
     first = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo / "pipelines", env=env,
                            capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -56,7 +57,9 @@ def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
         assert f"Running stage '{stage}'" in first.stdout
     registered = yaml.safe_load((repo / "artifacts" / "registered.json").read_text())
     assert registered["name"] == "atr-test"
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'rt' / 'mlflow' / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'rt' / 'mlflow' / 'mlflow.db'}"
+    # both URIs explicit: an earlier test may have set a process-wide registry URI
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     version = client.get_model_version_by_alias("atr-test", "challenger")
     assert str(version.version) == str(registered["version"])
     assert version.tags["sha256.model.onnx"]

@@ -33,6 +33,8 @@ class ScreeningModule(L.LightningModule):
         weight_decay: float = 0.05,
         warmup_fraction: float = 0.05,
         pos_weight: Sequence[float] | None = None,
+        hard_negative_weight: float = 0.0,
+        hard_negative_fraction: float = 0.25,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -46,6 +48,11 @@ class ScreeningModule(L.LightningModule):
             raise ValueError(f"pos_weight has {tuple(weight.shape)} entries, outputs {k}")
         # A buffer so that it moves with the module and lands in the checkpoint.
         self.register_buffer("pos_weight", weight)
+        if hard_negative_weight < 0 or not 0 < hard_negative_fraction <= 1:
+            raise ValueError(
+                f"hard_negative_weight={hard_negative_weight} must be >= 0 and "
+                f"hard_negative_fraction={hard_negative_fraction} in (0, 1]"
+            )
         self.val_auroc = MultilabelAUROC(num_labels=k, average=None)
         self.val_ap = MultilabelAveragePrecision(num_labels=k, average=None)
         self.register_buffer("_val_pos", torch.zeros(k), persistent=False)
@@ -57,9 +64,31 @@ class ScreeningModule(L.LightningModule):
         return self.head(embedding), embedding
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return nn.functional.binary_cross_entropy_with_logits(
+        loss = nn.functional.binary_cross_entropy_with_logits(
             logits, target, pos_weight=self.pos_weight
         )
+        if self.hparams.hard_negative_weight > 0:
+            loss = loss + self.hparams.hard_negative_weight * self._hard_negative_loss(
+                logits[:, 0], target[:, 0]
+            )
+        return loss
+
+    def _hard_negative_loss(self, paper_logit: torch.Tensor, paper: torch.Tensor) -> torch.Tensor:
+        """BCE of the batch's hardest non-paper-only items on the paper_only output.
+
+        The policy clears above a threshold set by the highest paper_only scores
+        among non-paper items, so the leak bound is decided by the tail of that
+        distribution (organic goods that look like paper), which the mean BCE
+        barely sees once most negatives are easy. This term is online hard
+        example mining on that tail: the top `hard_negative_fraction` of the
+        batch's non-paper items by paper_only logit, pushed towards 0.
+        """
+        neg = paper_logit[paper < 0.5]
+        if neg.numel() == 0:
+            return paper_logit.sum() * 0.0  # keeps the graph (and DDP) consistent
+        k = max(1, math.ceil(self.hparams.hard_negative_fraction * neg.numel()))
+        hardest = torch.topk(neg, k).values
+        return nn.functional.softplus(hardest).mean()  # = BCE with target 0
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -48,6 +48,35 @@ def test_pos_weight_reaches_the_loss() -> None:
     assert weighted._loss(logits, target) > plain
 
 
+def test_hard_negative_loss_targets_the_top_paper_scores_of_non_paper_items() -> None:
+    outputs = ["paper_only", "knife"]
+    # rows 0-1 paper-only; rows 2-5 non-paper with rising paper_only logits
+    logits = torch.tensor([[5.0, -5], [4, -5], [-4, -5], [-2, -5], [0, -5], [3, -5]])
+    target = torch.tensor([[1.0, 0], [1, 0], [0, 0], [0, 0], [0, 0], [0, 0]])
+    plain = ScreeningModule(outputs, input_size=SIZE)
+    mined = ScreeningModule(outputs, input_size=SIZE, hard_negative_weight=2.0,
+                            hard_negative_fraction=0.25)
+    # 25 % of 4 negatives = the single hardest one (logit 3): + 2 * softplus(3)
+    extra = mined._loss(logits, target) - plain._loss(logits, target)
+    softplus3 = torch.nn.functional.softplus(torch.tensor(3.0)).item()
+    assert extra.item() == pytest.approx(2.0 * softplus3)
+    # its gradient reaches only that item's paper_only logit
+    logits = logits.clone().requires_grad_(True)
+    (mined._loss(logits, target) - plain._loss(logits, target)).backward()
+    grad = logits.grad
+    assert grad[5, 0] > 0 and torch.count_nonzero(grad).item() == 1
+    # a batch without non-paper items adds nothing
+    only_paper, head = torch.ones(2, 2), logits[:2].detach()
+    assert mined._loss(head, only_paper) == plain._loss(head, only_paper)
+
+
+def test_hard_negative_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="hard_negative"):
+        ScreeningModule(["paper_only"], input_size=SIZE, hard_negative_fraction=0.0)
+    with pytest.raises(ValueError, match="hard_negative"):
+        ScreeningModule(["paper_only"], input_size=SIZE, hard_negative_weight=-1.0)
+
+
 def test_unknown_backbone_says_how_to_list_names() -> None:
     with pytest.raises(UnknownBackboneError, match="timm.list_models") as err:
         create_backbone("mobilenet_v9_tiny")

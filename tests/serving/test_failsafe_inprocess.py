@@ -77,6 +77,10 @@ def test_slow_model_times_out_to_inspect_stored_once(app_with, empty_registry: R
     time.sleep(1.2)  # the scoring thread finishes the batch: it must not store a second row
     rows = [x for x in store_rows(empty_registry) if x["item_id"] == "slow-1"]
     assert [(x["request_id"], x["reason"]) for x in rows] == [(r.json()["request_id"], "timeout")]
+    # The handler that answered `timeout` stored the image itself (the batch never did).
+    from atr.monitor.image_store import ImageStore
+
+    assert ImageStore(empty_registry.root / "images").get(rows[0]["image_ref"]) == png_bytes()
 
 
 @pytest.mark.parametrize(("behaviour", "reason"), [("crash", "model_error"),
