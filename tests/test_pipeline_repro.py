@@ -4,45 +4,19 @@ second `dvc repro` with nothing changed runs nothing."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-BIN = REPO / ".venv" / "bin"
-
-TINY = {
-    "dataset": {"count": 360, "image_size": 64, "seed": 3, "scanner": "parcel_160kv",
-                "mix": "default"},
-    "prepare": {"frontline_batches": -1, "frontline_weight": 2},
-    "train": {"experiment": "baseline", "max_epochs": 1, "seed": 0},
-    # a tiny calibration set cannot support the production bound: relax it for the test
-    "policy": {"leak_rate_target": 0.3, "confidence": 0.8, "threat_recall_target": 0.9,
-               "min_threat_positives": 1},
-    "registry": {"model_name": "atr-test"},
-}
-
-
-def _copy_checkout(dst: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-        text=True, check=True,
-    ).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dst / rel)
-    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+from repo_copy import BIN, TINY, copy_checkout
 
 
 @pytest.mark.slow
 def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     repo = tmp_path / "checkout"
-    _copy_checkout(repo)
+    copy_checkout(repo)
     (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(TINY))
     (repo / "pipelines" / "dvc.lock").unlink(missing_ok=True)
     # no DVC cache in a fresh copy: data/ starts as an empty folder of frontline batches

@@ -1,0 +1,44 @@
+"""`atr demo`, reduced profile: the whole closed loop on a copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from repo_copy import BIN, TINY, copy_checkout
+
+REDUCED = ["demo.gold_count=150", "demo.items_a=120", "demo.drift_items=300", "demo.chunk=150",
+           "demo.monitor_window=100", "demo.label_budget=300", "demo.items_c=120",
+           "demo.image_size=64", "registry.model_name=atr-test"]
+
+
+@pytest.mark.slow
+def test_closed_loop_reduced_profile(tmp_path: Path) -> None:
+    repo = tmp_path / "checkout"
+    copy_checkout(repo)
+    (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(TINY))
+    (repo / "pipelines" / "dvc.lock").unlink(missing_ok=True)
+    (repo / "data.dvc").unlink()  # no DVC cache in a fresh copy: the demo rebuilds data/
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PATH=f"{BIN}:{os.environ['PATH']}", ATR_RUNTIME=str(tmp_path / "rt"))
+    done = subprocess.run([str(BIN / "atr"), "demo", *REDUCED], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    summary = json.loads((tmp_path / "rt" / "reports" / "demo" / "summary.json").read_text())
+    assert (summary["v1"], summary["v2"]) == (1, 2)
+    assert summary["swap_seconds"] >= 0  # the service switched to v2 by itself
+    assert summary["drift_detected_after_items"] is not None  # a new scanner is noticed
+    assert 0 < summary["frontline_labels"] <= 300
+    stages = summary["stages"]
+    assert stages["pre_drift"]["items"] == 120 and stages["recovered"]["items"] == 120
+    for stage in stages.values():
+        assert 0.0 <= stage["auto_clear_rate"] <= 1.0
+    batches = list((repo / "data" / "frontline").iterdir())
+    assert len(batches) == 1  # the labelled frontline batch went under data/ ...
+    assert "frontline" in (repo / "data.dvc").read_text() or (repo / "data.dvc").is_file()
+    html = (tmp_path / "rt" / "reports" / "demo" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Gate of v2" in html
