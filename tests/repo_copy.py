@@ -11,7 +11,8 @@ BIN = REPO / ".venv" / "bin"
 
 TINY = {
     "dataset": {"count": 360, "image_size": 64, "seed": 3, "scanner": "parcel_160kv",
-                "mix": "default"},
+                "mix": "default",
+                "splits": {"train": 0.6, "val": 0.1, "calib": 0.2, "test": 0.1}},
     "prepare": {"frontline_batches": -1, "frontline_weight": 2},
     "train": {"experiment": "baseline", "max_epochs": 1, "seed": 0},
     # a tiny calibration set cannot support the production bound: relax it for the test
