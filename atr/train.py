@@ -62,6 +62,8 @@ def build_model(cfg: DictConfig, taxonomy: Taxonomy, pos_weight: list[float]) ->
         weight_decay=float(m.weight_decay),
         warmup_fraction=float(m.warmup_fraction),
         pos_weight=pos_weight,
+        hard_negative_weight=float(m.hard_negative_weight),
+        hard_negative_fraction=float(m.hard_negative_fraction),
     )
 
 
