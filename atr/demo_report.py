@@ -41,6 +41,12 @@ def _rolling(records: list[dict[str, Any]], key: str, window: int = 150) -> np.n
     return np.asarray(vals, dtype=float)
 
 
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -86,7 +92,7 @@ def write_report(out_dir: Path, summary: dict[str, Any], phases: dict[str, Any],
     records += phases["C"]["records"]
     plot = timeline_plot(records, monitor, boundaries)
     rows = "".join(f"<tr><td>{html.escape(s)}</td>" + "".join(
-        f"<td>{v if v is not None else 'n/a'}</td>" for v in figs.values()) + "</tr>"
+        f"<td>{_fmt(v)}</td>" for v in figs.values()) + "</tr>"
         for s, figs in summary["stages"].items())
     head = "".join(f"<th>{k}</th>" for k in next(iter(summary["stages"].values())))
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>ATR demo</title>

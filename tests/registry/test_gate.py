@@ -74,22 +74,29 @@ def test_newest_frontline_batch_is_picked_by_manifest_time(tmp_path: Path) -> No
     assert newest_frontline_batch(tmp_path) == tmp_path / "2024-04"
 
 
-def _report(auto_clear: float, leaks: int, upper: float | None, threats_cleared: int = 0):
+def _report(auto_clear: float, leaks: int, non_paper: int = 1000, threats_cleared: int = 0):
     return {"policy": {"auto_clear_rate": auto_clear, "leak_count": leaks,
-                       "leak_rate_upper": upper, "threat_cleared_count": threats_cleared}}
+                       "leak_rate": leaks / non_paper if non_paper else None,
+                       "n_goods": non_paper, "n_threat": 0,
+                       "threat_cleared_count": threats_cleared}}
 
 
 @pytest.mark.parametrize(
     ("challenger", "champion", "expected"),
     [
-        (_report(0.50, 0, 0.004), _report(0.45, 0, 0.004), rules.BETTER),
-        (_report(0.445, 0, 0.004), _report(0.45, 0, 0.004), rules.BETTER),  # within margin
-        (_report(0.30, 0, 0.004), _report(0.45, 0, 0.004), rules.MIXED),  # safe, clears less
-        (_report(0.60, 3, 0.020), _report(0.45, 0, 0.004), rules.WORSE),  # breaks the bound
-        (_report(0.60, 0, 0.004, threats_cleared=1), _report(0.4, 0, 0.004), rules.WORSE),
-        (_report(0.60, 0, 0.030), _report(0.45, 1, 0.040), rules.MIXED),  # both under-powered
-        (_report(0.60, 2, 0.030), _report(0.45, 1, 0.040), rules.WORSE),  # ...and leaks more
-        (_report(0.60, 0, 0.004), None, rules.NO_CHAMPION),
+        (_report(0.50, 0), _report(0.45, 0), rules.BETTER),
+        (_report(0.445, 0), _report(0.45, 0), rules.BETTER),  # within margin
+        (_report(0.30, 0), _report(0.45, 0), rules.MIXED),  # safe, clears less
+        (_report(0.60, 8), _report(0.45, 0), rules.WORSE),  # over the target
+        (_report(0.60, 0, threats_cleared=1), _report(0.4, 0), rules.WORSE),
+        # one leak in a small frontline batch: within target, not significantly more than
+        # a champion that clears nothing -> the challenger that clears is better
+        (_report(0.19, 1, non_paper=650), _report(0.0, 0, non_paper=650), rules.BETTER),
+        # both over the target, the challenger not significantly worse -> mixed
+        (_report(0.60, 7, non_paper=1000), _report(0.45, 6, non_paper=1000), rules.MIXED),
+        # within the target but significantly more leaks than the champion -> worse
+        (_report(0.60, 4, non_paper=1000), _report(0.45, 0, non_paper=5000), rules.WORSE),
+        (_report(0.60, 0), None, rules.NO_CHAMPION),
     ],
 )
 def test_dataset_verdict_rule(challenger, champion, expected) -> None:
