@@ -7,7 +7,6 @@ downloaded on its own, from the version's artifacts. No training code is importe
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import uuid
@@ -21,6 +20,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from atr.inference.checksums import sha256_file
 from atr.inference.onnx_scorer import OnnxScorer, PackageError
 from atr.policy.decision import Policy
 from serving.settings import Settings
@@ -128,7 +128,7 @@ def verify_package(package: Path, tags: dict[str, str]) -> dict[str, str]:
     bad = []
     for rel, digest in sorted(expected.items()):
         path = package / rel
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             bad.append(rel)
     if bad:
         raise CandidateError(f"{package}: checksum mismatch or missing file(s) {bad}")
@@ -145,9 +145,3 @@ def warm_up(model: LoadedModel) -> None:
     log.debug("warm-up of v%s: embedding %s", model.version, emb.shape)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

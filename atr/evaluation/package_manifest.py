@@ -6,23 +6,16 @@ so a package edited after evaluation (a hand-tuned policy.json) is detectable.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from atr.inference.checksums import sha256_file
+
 PACKAGE_FILE = "package.json"
 RUN_FILE = "run.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

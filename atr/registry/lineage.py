@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from atr.inference.checksums import sha256_file
+
 UNKNOWN = "unknown"
 _MANIFEST = "manifest.parquet"
 
@@ -123,13 +125,7 @@ def _outs(dvc_file: Path) -> list[tuple[Path, str]]:
 
 
 def _sha256_file(path: Path) -> str:
-    if not path.is_file():
-        return UNKNOWN
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path) if path.is_file() else UNKNOWN
 
 
 # --- code -------------------------------------------------------------------------------

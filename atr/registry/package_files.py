@@ -7,10 +7,11 @@ altered after registration is refused rather than promoted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
+
+from atr.inference.checksums import sha256_file
 
 SHA_TAG_PREFIX = "sha256."
 REQUIRED_FILES = ("model.onnx", "preprocess.json", "taxonomy.json")
@@ -19,14 +20,6 @@ MANIFEST_FILE = "package.json"
 
 class ChecksumError(ValueError):
     """A package file does not match the checksum recorded for it (ValueError: CLI shows it)."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package_checksums(package_dir: Path) -> dict[str, str]:
