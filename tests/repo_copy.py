@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
@@ -32,3 +35,17 @@ def copy_checkout(dst: Path) -> None:
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dst / rel)
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+
+
+def tiny_checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy with the TINY pipeline params, no dvc.lock and no data.dvc (a fresh copy has
+    no DVC cache to check it out from), and an environment whose runtime is tmp_path/rt."""
+    repo = tmp_path / "checkout"
+    copy_checkout(repo)
+    (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(TINY))
+    (repo / "pipelines" / "dvc.lock").unlink(missing_ok=True)
+    (repo / "data.dvc").unlink()
+    # no MLFLOW_* from the test process: the runtime folder alone decides the stores
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PATH=f"{BIN}:{os.environ['PATH']}", ATR_RUNTIME=str(tmp_path / "rt"))
+    return repo, env

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
-from repo_copy import BIN, TINY, copy_checkout
+from repo_copy import BIN, tiny_checkout
 
 REDUCED = ["demo.gold_count=150", "demo.items_a=120", "demo.drift_items=300", "demo.chunk=150",
            "demo.monitor_window=100", "demo.label_budget=300", "demo.items_c=120",
@@ -18,13 +16,7 @@ REDUCED = ["demo.gold_count=150", "demo.items_a=120", "demo.drift_items=300", "d
 
 @pytest.mark.slow
 def test_closed_loop_reduced_profile(tmp_path: Path) -> None:
-    repo = tmp_path / "checkout"
-    copy_checkout(repo)
-    (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(TINY))
-    (repo / "pipelines" / "dvc.lock").unlink(missing_ok=True)
-    (repo / "data.dvc").unlink()  # no DVC cache in a fresh copy: the demo rebuilds data/
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(PATH=f"{BIN}:{os.environ['PATH']}", ATR_RUNTIME=str(tmp_path / "rt"))
+    repo, env = tiny_checkout(tmp_path)  # the demo rebuilds data/ (gold set) itself
     done = subprocess.run([str(BIN / "atr"), "demo", *REDUCED], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]

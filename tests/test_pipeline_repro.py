@@ -3,27 +3,19 @@ second `dvc repro` with nothing changed runs nothing."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
-from repo_copy import BIN, TINY, copy_checkout
+from repo_copy import BIN, tiny_checkout
 
 
 @pytest.mark.slow
 def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
-    repo = tmp_path / "checkout"
-    copy_checkout(repo)
-    (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(TINY))
-    (repo / "pipelines" / "dvc.lock").unlink(missing_ok=True)
-    # no DVC cache in a fresh copy: data/ starts as an empty folder of frontline batches
-    (repo / "data.dvc").unlink()
-    (repo / "data" / "frontline").mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(PATH=f"{BIN}:{os.environ['PATH']}", ATR_RUNTIME=str(tmp_path / "rt"))
+    repo, env = tiny_checkout(tmp_path)
+    (repo / "data" / "frontline").mkdir(parents=True)  # data/: no frontline batch yet
     first = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo / "pipelines", env=env,
                            capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
