@@ -25,6 +25,7 @@ from atr.inference.preprocess import PreprocessSpec
 from atr.models.callbacks import TrainThroughput
 from atr.models.onnx_export import export_onnx
 from atr.models.screening_module import ScreeningModule
+from atr.models.warm_start import CHECKPOINT_ARTIFACT, warm_start
 from atr.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def build_datamodule(
         pos_weight_cap=float(d.pos_weight_cap),
         paper_pos_weight=None if d.paper_pos_weight is None else float(d.paper_pos_weight),
         seed=int(cfg.seed),
+        cache_mb=float(d.cache_mb),
     )
 
 
@@ -64,6 +66,7 @@ def build_model(cfg: DictConfig, taxonomy: Taxonomy, pos_weight: list[float]) ->
         pos_weight=pos_weight,
         hard_negative_weight=float(m.hard_negative_weight),
         hard_negative_fraction=float(m.hard_negative_fraction),
+        channels_last=bool(m.channels_last),
     )
 
 
@@ -131,8 +134,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     dataset = datamodule.load()  # fails early, naming the folder, if the data is not there
     model = build_model(cfg, taxonomy, datamodule.pos_weight())
     ckpt_path = resolve_resume(cfg.train.resume_from, Path(cfg.train.ckpt_dir))
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # A resumed run restores its own weights and schedule; a warm start only the weights.
+    init = None if ckpt_path else warm_start(cfg, model)
+    if init:
+        model.hparams.lr = float(cfg.train.finetune.lr)
+        trainer_kwargs["max_epochs"] = int(cfg.train.finetune.max_epochs)
 
-    tags = {**data_tags(Path(cfg.data.dir)), "job": "train", "backbone": str(cfg.model.backbone)}
+    tags = {**data_tags(Path(cfg.data.dir)), "job": "train", "backbone": str(cfg.model.backbone),
+            "init_from": init or "scratch"}
     if ckpt_path:
         tags["resumed_from"] = ckpt_path
     logger = make_logger(cfg, tags)
@@ -149,7 +159,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     throughput = TrainThroughput()
     trainer = L.Trainer(
-        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        **trainer_kwargs,
         logger=logger,
         callbacks=[checkpoint, throughput, LearningRateMonitor(logging_interval="epoch")],
         default_root_dir=str(cfg.train.ckpt_dir),
@@ -184,10 +194,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "final_metrics": final,
         "pos_weight": dict(zip(taxonomy.model_outputs, model.pos_weight.tolist(), strict=True)),
         "device": f"{cfg.trainer.accelerator} x{cfg.trainer.devices}",
+        "init_from": init or "scratch",
     }
     out = write_outputs(cfg, model, trainer, spec, taxonomy, metrics, logger)
     logger.log_metrics({"wall_time_s": wall, "train_images_per_s": throughput.images_per_s})
     logger.experiment.log_artifact(logger.run_id, str(out / "train_metrics.json"))
+    # The next retrain can fine-tune from this run (train.init_from=models:/NAME@champion).
+    logger.experiment.log_artifact(logger.run_id, str(out / "model.ckpt"),
+                                   str(Path(CHECKPOINT_ARTIFACT).parent))
     logger.finalize("success")
     return {"out_dir": str(out), "run_id": logger.run_id, **{k: metrics[k] for k in (
         "wall_time_s", "train_images_per_s", "epochs", "best_score")},

@@ -5,7 +5,8 @@
 
 One registered model (mobilenetv3-small at its default 128 px input, trained in a minute
 on simulated parcels unless artifacts/model holds an evaluated package), one machine,
-one client (httpx async, the `atr line` sender), one concurrency. Servers run one at a
+one client (aiohttp by default, benchmarks/load_client.py; `--client httpx` is the
+`atr line` sender), one concurrency. Servers run one at a
 time so they never compete for the cores. Measured:
 - `atr serve`: POST /v1/scans with the PNG bytes (closed-loop, `--concurrency` workers),
   and the p99 at an offered open-loop load of `--rate` items/s (fixed schedule);
@@ -20,7 +21,6 @@ time so they never compete for the cores. Measured:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -45,8 +45,9 @@ from atr.config import compose  # noqa: E402
 from atr.line.metrics import latency_summary  # noqa: E402
 from atr.line.parcels import render_parcels  # noqa: E402
 from atr.line.plan import Phase  # noqa: E402
-from atr.line.sender import RequestFn, fire  # noqa: E402
 from atr.taxonomy import default_taxonomy  # noqa: E402
+from benchmarks import load_client  # noqa: E402
+from benchmarks.load_client import RequestSpec  # noqa: E402
 
 NAME = "atr-screening"
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -126,11 +127,13 @@ class Server:
 
 
 # --- measurements ----------------------------------------------------------------------------
-def measure(url: str, request: RequestFn, n: int, concurrency: int, warmup: int,
+CLIENT = "aiohttp"  # set from --client in main()
+
+
+def measure(url: str, request: RequestSpec, n: int, concurrency: int, warmup: int,
             rate: float | None = None) -> dict[str, Any]:
-    asyncio.run(fire(url, request, warmup, rate=None, concurrency=concurrency, timeout_s=60))
-    shots, wall = asyncio.run(fire(url, request, n, rate=rate, concurrency=concurrency,
-                                   timeout_s=60))
+    load_client.run(CLIENT, url, request, warmup, rate=None, concurrency=concurrency)
+    shots, wall = load_client.run(CLIENT, url, request, n, rate=rate, concurrency=concurrency)
     ok = [s for s in shots if s.ok]
     errors = [s.error for s in shots if not s.ok][:3]
     return {"requests": n, "ok": len(ok), "errors": errors, "wall_s": round(wall, 3),
@@ -140,13 +143,12 @@ def measure(url: str, request: RequestFn, n: int, concurrency: int, warmup: int,
 
 
 def post_body(path: str, bodies: list[bytes], content_type: str,
-              params: Callable[[int], dict[str, str]] | None = None) -> RequestFn:
-    def send(client: httpx.AsyncClient, i: int) -> Any:
+              params: Callable[[int], dict[str, str]] | None = None) -> RequestSpec:
+    def spec(i: int) -> tuple[str, bytes, str, dict[str, str] | None]:
         k = i % len(bodies)
-        return client.post(path, content=bodies[k], headers={"Content-Type": content_type},
-                           params=params(k) if params else None)
+        return path, bodies[k], content_type, params(k) if params else None
 
-    return send
+    return spec
 
 
 def in_process_ceiling(package: Path, pngs: list[bytes], batch_sizes: list[int],
@@ -218,7 +220,12 @@ def main() -> None:
     ap.add_argument("--rate-seconds", type=float, default=12.0)
     ap.add_argument("--train-items", type=int, default=700)
     ap.add_argument("--mlflow-workers", default="1,2")
+    ap.add_argument("--client", default="aiohttp", choices=["aiohttp", "httpx"],
+                    help="load generator library, the same for every server "
+                         "(benchmarks/load_client.py says why aiohttp by default)")
     args = ap.parse_args()
+    global CLIENT
+    CLIENT = args.client
     started = time.perf_counter()
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -321,7 +328,7 @@ def main() -> None:
         "model": {"name": NAME, "version": version, "source": source,
                   "backbone": "mobilenetv3_small_100", "input_size": spec.input_size,
                   "onnx_mb": round((package / "model.onnx").stat().st_size / 1e6, 2)},
-        "client": {"concurrency": args.concurrency, "library": "httpx AsyncClient (atr.line)",
+        "client": {"concurrency": args.concurrency, "library": args.client,
                    "image": "256x256 simulated parcel PNG", "distinct_images": len(pngs),
                    "same_machine": True},
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

@@ -17,7 +17,8 @@ TINY = {
                 "mix": "default",
                 "splits": {"train": 0.6, "val": 0.1, "calib": 0.2, "test": 0.1}},
     "prepare": {"frontline_batches": -1, "frontline_weight": 2},
-    "train": {"experiment": "baseline", "max_epochs": 1, "seed": 0},
+    "train": {"experiment": "baseline", "max_epochs": 1, "seed": 0,
+              "init_from": "models:/atr-test@champion", "finetune_epochs": 1},
     # a tiny calibration set cannot support the production bound: relax it for the test
     "policy": {"leak_rate_target": 0.3, "confidence": 0.8, "threat_recall_target": 0.9,
                "min_threat_positives": 1},

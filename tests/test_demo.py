@@ -32,5 +32,12 @@ def test_closed_loop_reduced_profile(tmp_path: Path) -> None:
     batches = list((repo / "data" / "frontline").iterdir())
     assert len(batches) == 1  # the labelled frontline batch went under data/ ...
     assert "frontline" in (repo / "data.dvc").read_text() or (repo / "data.dvc").is_file()
+    # v2 was fine-tuned from the approved v1 (params.yaml train.init_from), v1 from scratch.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'rt' / 'mlflow' / 'mlflow.db'}")
+    init = {v: client.get_run(client.get_model_version("atr-test", str(v)).run_id)
+            .data.tags.get("init_from") for v in (1, 2)}
+    assert init == {1: "scratch", 2: "models:/atr-test/1"}
     html = (tmp_path / "rt" / "reports" / "demo" / "report.html").read_text()
     assert "data:image/png;base64," in html and "Gate of v2" in html

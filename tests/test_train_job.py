@@ -114,3 +114,75 @@ def test_config_groups_compose(group: str, runtime_overrides: list[str]) -> None
     assert cfg.model.preprocess.input_size > 0 and cfg.trainer.max_epochs > 0
     if group == "trainer=ddp":
         assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 1
+
+
+def test_warm_start_from_a_file_and_from_a_registered_alias(
+    tiny_dataset: Path, runtime_overrides: list[str]
+) -> None:
+    """Fine-tuning starts from the given weights (lr=0 keeps them exactly), for
+    `finetune.max_epochs`; a models:/ alias resolves to its training run's checkpoint."""
+    import mlflow
+    import torch
+
+    base = [*runtime_overrides, f"data.dir={tiny_dataset}", *TINY]
+    first = run(compose("train", [*base, "trainer.max_epochs=1"]))
+    out = Path(first["out_dir"])
+    start = torch.load(out / "model.ckpt", weights_only=False)["state_dict"]
+    conv = "backbone.conv_stem.weight"
+
+    tuned = run(compose("train", [*base, f"train.init_from={out / 'model.ckpt'}",
+                                  "train.finetune.max_epochs=2", "train.finetune.lr=0"]))
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["init_from"] == str(out / "model.ckpt") and tuned["epochs"] == 2
+    after = torch.load(out / "model.ckpt", weights_only=False)["state_dict"]
+    assert torch.equal(after[conv], start[conv])
+    # Control: at lr=0 a run from scratch keeps its random start, not those weights.
+    scratch = run(compose("train", [*base, "trainer.max_epochs=1", "model.lr=0"]))
+    again = torch.load(Path(scratch["out_dir"]) / "model.ckpt", weights_only=False)["state_dict"]
+    assert not torch.equal(again[conv], start[conv])
+
+    cfg = compose("train", base)
+    mlflow.set_tracking_uri(str(cfg.paths.tracking_uri))
+    mlflow.set_registry_uri(str(cfg.paths.registry_uri))
+    client = MlflowClient()
+    client.create_registered_model("warm-test")
+    version = client.create_model_version(
+        "warm-test", source=f"{client.get_run(first['run_id']).info.artifact_uri}/checkpoint",
+        run_id=first["run_id"])
+    client.set_registered_model_alias("warm-test", "champion", version.version)
+    by_alias = run(compose("train", [*base, "train.init_from=models:/warm-test@champion",
+                                     "train.finetune.max_epochs=1"]))
+    assert json.loads((out / "train_metrics.json").read_text())["init_from"] == (
+        f"models:/warm-test/{version.version}")
+    assert by_alias["epochs"] == 1
+    assert MlflowClient().get_run(by_alias["run_id"]).data.tags["init_from"] == (
+        f"models:/warm-test/{version.version}")
+
+    # No such alias yet (a fresh clone): scratch when asked for, else a clear error.
+    fresh = run(compose("train", [*base, "trainer.max_epochs=1", "train.init_missing=scratch",
+                                  "train.init_from=models:/warm-test@nobody"]))
+    assert json.loads((out / "train_metrics.json").read_text())["init_from"] == "scratch"
+    assert fresh["epochs"] == 1
+    with pytest.raises(LookupError, match="warm-test@nobody"):
+        run(compose("train", [*base, "train.init_from=models:/warm-test@nobody"]))
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        run(compose("train", [*base, "train.init_from=/no/such.ckpt"]))
+
+
+def test_warm_start_refuses_weights_of_another_model(tmp_path: Path) -> None:
+    import torch
+
+    from atr.models.screening_module import ScreeningModule
+    from atr.models.warm_start import load_init_weights
+
+    small = ScreeningModule(["paper_only", "knife"], input_size=32, pos_weight=[1.0, 3.0])
+    path = tmp_path / "w.ckpt"
+    torch.save({"state_dict": small.state_dict()}, path)
+    other = ScreeningModule(["paper_only", "knife", "firearm"], input_size=32)
+    with pytest.raises(ValueError, match="init_from=null"):
+        load_init_weights(other, path, "w.ckpt")
+    # Same architecture: weights load, the new data's pos_weight stays.
+    same = ScreeningModule(["paper_only", "knife"], input_size=32, pos_weight=[1.0, 9.0])
+    load_init_weights(same, path, "w.ckpt")
+    assert same.pos_weight.tolist() == [1.0, 9.0]
+    assert torch.equal(same.head[1].weight, small.head[1].weight)

@@ -19,11 +19,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
 
 RequestFn = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+# shoot(index, due_s, t0) -> Shot: one request, timed; the schedules below only call this,
+# so another HTTP client (the serving benchmark's aiohttp one) reuses them unchanged.
+Shoot = Callable[[int, float, float], Awaitable["Shot"]]
 # Open-loop requests in flight at once; past this the client queues (still counted from
 # the due time) instead of opening an unbounded number of sockets to a stalled service.
 MAX_IN_FLIGHT = 256
@@ -62,8 +66,7 @@ async def _shoot(client: httpx.AsyncClient, request: RequestFn, index: int, due_
         return Shot(index, due_s, sent, done, 0, error=f"{type(exc).__name__}: {exc}"[:300])
 
 
-async def open_loop(client: httpx.AsyncClient, request: RequestFn, n: int,
-                    rate: float) -> list[Shot]:
+async def open_loop(shoot: Shoot, n: int, rate: float) -> list[Shot]:
     """n requests due at i/rate seconds; all latencies from the due time."""
     if rate <= 0:
         raise ValueError(f"rate must be > 0 items/s, got {rate}")
@@ -76,15 +79,14 @@ async def open_loop(client: httpx.AsyncClient, request: RequestFn, n: int,
         if delay > 0:
             await asyncio.sleep(delay)
         async with gate:
-            return await _shoot(client, request, i, due, t0)
+            return await shoot(i, due, t0)
 
     # Tasks are created up front and each sleeps until its own due time: a slow answer
     # never delays the next send.
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-async def closed_loop(client: httpx.AsyncClient, request: RequestFn, n: int,
-                      concurrency: int) -> list[Shot]:
+async def closed_loop(shoot: Shoot, n: int, concurrency: int) -> list[Shot]:
     """`concurrency` workers, each sending the next index as soon as it is free."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -94,7 +96,7 @@ async def closed_loop(client: httpx.AsyncClient, request: RequestFn, n: int,
 
     async def worker() -> None:
         for i in next_index:  # a shared iterator: each index goes to exactly one worker
-            shots.append(await _shoot(client, request, i, time.perf_counter() - t0, t0))
+            shots.append(await shoot(i, time.perf_counter() - t0, t0))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return sorted(shots, key=lambda s: s.index)
@@ -113,12 +115,19 @@ async def fire(base_url: str, request: RequestFn, n: int, *, rate: float | None,
     open_mode = bool(rate and rate > 0)
     connections = max(concurrency, 64) if open_mode else concurrency
     async with make_client(base_url, timeout_s, connections) as client:
-        t0 = time.perf_counter()
-        if open_mode:
-            shots = await open_loop(client, request, n, float(rate or 0))
-        else:
-            shots = await closed_loop(client, request, n, concurrency)
-        return shots, time.perf_counter() - t0
+        return await run_schedule(partial(_shoot, client, request), n, rate=rate,
+                                  concurrency=concurrency)
+
+
+async def run_schedule(shoot: Shoot, n: int, *, rate: float | None,
+                       concurrency: int) -> tuple[list[Shot], float]:
+    """Open-loop when a rate > 0 is given, else closed-loop; (shots, wall seconds)."""
+    t0 = time.perf_counter()
+    if rate and rate > 0:
+        shots = await open_loop(shoot, n, float(rate))
+    else:
+        shots = await closed_loop(shoot, n, concurrency)
+    return shots, time.perf_counter() - t0
 
 
 async def wait_ready(base_url: str, path: str = "/ready", timeout_s: float = 30.0) -> None:

@@ -35,6 +35,7 @@ class ScreeningModule(L.LightningModule):
         pos_weight: Sequence[float] | None = None,
         hard_negative_weight: float = 0.0,
         hard_negative_fraction: float = 0.25,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -42,6 +43,11 @@ class ScreeningModule(L.LightningModule):
         self.backbone = create_backbone(backbone, pretrained=pretrained)
         self.embedding_dim = feature_dim(self.backbone, input_size)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.embedding_dim, len(outputs)))
+        # NHWC: oneDNN's depthwise/pointwise kernels on CPU run ~1.5x faster than NCHW
+        # (mobilenetv3_small_100, 2-core EPYC: 499 vs 320 train images/s at 128 px).
+        # The exported ONNX graph is the same either way.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.backbone.to(memory_format=self.memory_format)
         k = len(self.outputs)
         weight = torch.ones(k) if pos_weight is None else torch.tensor(list(pos_weight))
         if weight.shape != (k,):
@@ -60,7 +66,7 @@ class ScreeningModule(L.LightningModule):
         self.example_input_array = torch.zeros(2, 3, input_size, input_size)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = self.backbone(image)
+        embedding = self.backbone(image.contiguous(memory_format=self.memory_format))
         return self.head(embedding), embedding
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

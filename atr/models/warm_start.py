@@ -1,0 +1,99 @@
+"""Warm start: begin training from earlier weights (a checkpoint file or a registered version).
+
+Continuous learning retrains often on base data plus a few thousand frontline labels.
+Fine-tuning the approved model (`train.init_from=models:/NAME@champion`) for a few
+epochs reaches the quality of a full run from scratch in a fraction of the time; a full
+run from scratch (`train.init_from=null`) stays the choice when the architecture, the
+input size or the taxonomy changes, and every so often to shed accumulated drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_ARTIFACT = "checkpoint/model.ckpt"  # where `atr train` logs the exported weights
+# Kept from the new run, not the old model: pos_weight follows the new data's class balance.
+FRESH_BUFFERS = ("pos_weight",)
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
+
+
+def resolve_init(cfg: Any, dest: Path) -> tuple[Path | None, str | None]:
+    """(checkpoint file, description) for `train.init_from`, or (None, None) for scratch.
+
+    `init_from` is null, a .ckpt path, or `models:/NAME@ALIAS` / `models:/NAME/VERSION`
+    (the checkpoint logged with that version's training run). A models:/ reference that
+    does not resolve (no champion yet, on a fresh clone) trains from scratch when
+    `train.init_missing=scratch` and is an error otherwise.
+    """
+    ref = cfg.train.init_from
+    if ref is None or str(ref).strip().lower() in ("", "null", "none"):  # DVC renders None
+        return None, None
+    ref = str(ref).strip()
+    match = _MODEL_URI.match(ref)
+    if match is None:
+        path = Path(ref)
+        if ref.startswith("models:") or not path.is_file():
+            raise FileNotFoundError(
+                f"train.init_from={ref!r}: neither a checkpoint file nor "
+                "models:/NAME@ALIAS or models:/NAME/VERSION"
+            )
+        return path, str(path)
+    return _registered_checkpoint(cfg, ref, match, dest)
+
+
+def _registered_checkpoint(
+    cfg: Any, ref: str, match: re.Match[str], dest: Path
+) -> tuple[Path | None, str | None]:
+    import mlflow
+
+    from atr.registry.tracking import configure
+    from atr.registry.versions import resolve
+
+    client = configure(cfg)
+    version = resolve(client, match["name"], match["alias"] or match["version"])
+    if version is None:
+        if str(cfg.train.init_missing) == "scratch":
+            log.info("train.init_from=%s does not resolve yet: training from scratch", ref)
+            return None, None
+        raise LookupError(f"train.init_from={ref}: no such registered version or alias")
+    local = mlflow.artifacts.download_artifacts(
+        run_id=version.run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=str(dest)
+    )
+    return Path(local), f"models:/{version.name}/{version.version}"
+
+
+def load_init_weights(model: torch.nn.Module, checkpoint: Path, described: str) -> None:
+    """Copy the checkpoint's weights into `model`; refuse weights of another architecture."""
+    # weights_only=False: a Lightning checkpoint holds hyper-parameters next to the tensors;
+    # it comes from this project's own training runs (serving never loads pickles).
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = {k: v for k, v in state.get("state_dict", state).items()
+               if k not in FRESH_BUFFERS}
+    fresh = {k: v for k, v in model.state_dict().items() if k in FRESH_BUFFERS}
+    try:
+        model.load_state_dict({**weights, **fresh}, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"train.init_from: the weights of {described} do not fit this model "
+            f"(another backbone, input size or taxonomy?). Train from scratch with "
+            f"train.init_from=null.\n{exc}"
+        ) from exc
+    log.info("warm start from %s", described)
+
+
+def warm_start(cfg: Any, model: torch.nn.Module) -> str | None:
+    """Load `train.init_from` into `model`; returns what was loaded (None: from scratch)."""
+    with tempfile.TemporaryDirectory(prefix="atr-init-") as tmp:
+        checkpoint, described = resolve_init(cfg, Path(tmp))
+        if checkpoint is None:
+            return None
+        load_init_weights(model, checkpoint, str(described))
+    return described
