@@ -35,7 +35,8 @@ def test_closed_loop_reduced_profile(tmp_path: Path) -> None:
     # v2 was fine-tuned from the approved v1 (params.yaml train.init_from), v1 from scratch.
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'rt' / 'mlflow' / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'rt' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     init = {v: client.get_run(client.get_model_version("atr-test", str(v)).run_id)
             .data.tags.get("init_from") for v in (1, 2)}
     assert init == {1: "scratch", 2: "models:/atr-test/1"}
