@@ -2,9 +2,10 @@
 
 Continuous learning retrains often on base data plus a few thousand frontline labels.
 Fine-tuning the approved model (`train.init_from=models:/NAME@champion`) for a few
-epochs reaches the quality of a full run from scratch in a fraction of the time; a full
-run from scratch (`train.init_from=null`) stays the choice when the architecture, the
-input size or the taxonomy changes, and every so often to shed accumulated drift.
+epochs did at least as well as a full run from scratch on the demo's new scanner (55-64 %
+vs 48 % of paper-only items cleared) in a third of the time; a full run from scratch
+(`train.init_from=null`) stays the choice when the backbone or the taxonomy changes, and
+every so often to shed what accumulates over many fine-tunings.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def load_init_weights(model: torch.nn.Module, checkpoint: Path, described: str) 
     except RuntimeError as exc:
         raise ValueError(
             f"train.init_from: the weights of {described} do not fit this model "
-            f"(another backbone, input size or taxonomy?). Train from scratch with "
+            f"(another backbone or taxonomy?). Train from scratch with "
             f"train.init_from=null.\n{exc}"
         ) from exc
     log.info("warm start from %s", described)
