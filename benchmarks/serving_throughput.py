@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/serving_throughput.py \
         --out benchmarks/results/serving_throughput.json
 
-One registered model (mobilenetv3-small at its default 128 px input, trained in a minute
+One registered model (mobilenetv3-small at its default 160 px input, trained in a minute
 on simulated parcels unless artifacts/model holds an evaluated package), one machine,
 one client (aiohttp by default, benchmarks/load_client.py; `--client httpx` is the
 `atr line` sender), one concurrency. Servers run one at a
@@ -127,13 +127,10 @@ class Server:
 
 
 # --- measurements ----------------------------------------------------------------------------
-CLIENT = "aiohttp"  # set from --client in main()
-
-
-def measure(url: str, request: RequestSpec, n: int, concurrency: int, warmup: int,
-            rate: float | None = None) -> dict[str, Any]:
-    load_client.run(CLIENT, url, request, warmup, rate=None, concurrency=concurrency)
-    shots, wall = load_client.run(CLIENT, url, request, n, rate=rate, concurrency=concurrency)
+def measure(client: str, url: str, request: RequestSpec, n: int, concurrency: int,
+            warmup: int, rate: float | None = None) -> dict[str, Any]:
+    load_client.run(client, url, request, warmup, rate=None, concurrency=concurrency)
+    shots, wall = load_client.run(client, url, request, n, rate=rate, concurrency=concurrency)
     ok = [s for s in shots if s.ok]
     errors = [s.error for s in shots if not s.ok][:3]
     return {"requests": n, "ok": len(ok), "errors": errors, "wall_s": round(wall, 3),
@@ -224,8 +221,6 @@ def main() -> None:
                     help="load generator library, the same for every server "
                          "(benchmarks/load_client.py says why aiohttp by default)")
     args = ap.parse_args()
-    global CLIENT
-    CLIENT = args.client
     started = time.perf_counter()
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -278,13 +273,13 @@ def main() -> None:
                      lambda k: {"item_id": f"bench-{k}", "scanner_id": "parcel_160kv"})
     with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, f"serve.port={port}"],
                 f"{url}/ready", env, work / "atr-serve.log"):
-        res["atr_serve"] = measure(url, scan, args.requests, args.concurrency, 30)
+        res["atr_serve"] = measure(args.client, url, scan, args.requests, args.concurrency, 30)
         n_rate = int(args.rate * args.rate_seconds)
         res["atr_serve_open_loop"] = {"offered_per_s": args.rate, **measure(
-            url, scan, n_rate, args.concurrency, 10, rate=args.rate)}
+            args.client, url, scan, n_rate, args.concurrency, 10, rate=args.rate)}
         if args.high_concurrency:
             res[f"atr_serve_c{args.high_concurrency}"] = measure(
-                url, scan, args.requests, args.high_concurrency, 30)
+                args.client, url, scan, args.requests, args.high_concurrency, 30)
 
     for workers in [int(w) for w in args.mlflow_workers.split(",")]:
         port = free_port()
@@ -294,14 +289,14 @@ def main() -> None:
                "-w", str(workers)]
         with Server(cmd, f"{url}/ping", env, work / f"mlflow-serve-w{workers}.log"):
             res[f"mlflow_b64_w{workers}"] = measure(
-                url, post_body("/invocations", b64_bodies, "application/json"),
+                args.client, url, post_body("/invocations", b64_bodies, "application/json"),
                 args.requests, args.concurrency, 20)
             res[f"mlflow_tensor_w{workers}"] = measure(
-                url, post_body("/invocations", tensor_bodies, "application/json"),
+                args.client, url, post_body("/invocations", tensor_bodies, "application/json"),
                 args.tensor_requests, args.concurrency, 10)
             if args.high_concurrency:
                 res[f"mlflow_b64_w{workers}_c{args.high_concurrency}"] = measure(
-                    url, post_body("/invocations", b64_bodies, "application/json"),
+                    args.client, url, post_body("/invocations", b64_bodies, "application/json"),
                     args.requests, args.high_concurrency, 20)
 
     res["in_process"] = in_process_ceiling(package, pngs, [1, 4, 8, 16, 32], seconds=3.0)

@@ -121,7 +121,6 @@ def test_warm_start_from_a_file_and_from_a_registered_alias(
 ) -> None:
     """Fine-tuning starts from the given weights (lr=0 keeps them exactly), for
     `finetune.max_epochs`; a models:/ alias resolves to its training run's checkpoint."""
-    import mlflow
     import torch
 
     base = [*runtime_overrides, f"data.dir={tiny_dataset}", *TINY]
@@ -142,9 +141,8 @@ def test_warm_start_from_a_file_and_from_a_registered_alias(
     assert not torch.equal(again[conv], start[conv])
 
     cfg = compose("train", base)
-    mlflow.set_tracking_uri(str(cfg.paths.tracking_uri))
-    mlflow.set_registry_uri(str(cfg.paths.registry_uri))
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=str(cfg.paths.tracking_uri),
+                          registry_uri=str(cfg.paths.registry_uri))
     client.create_registered_model("warm-test")
     version = client.create_model_version(
         "warm-test", source=f"{client.get_run(first['run_id']).info.artifact_uri}/checkpoint",
@@ -155,7 +153,7 @@ def test_warm_start_from_a_file_and_from_a_registered_alias(
     assert json.loads((out / "train_metrics.json").read_text())["init_from"] == (
         f"models:/warm-test/{version.version}")
     assert by_alias["epochs"] == 1
-    assert MlflowClient().get_run(by_alias["run_id"]).data.tags["init_from"] == (
+    assert client.get_run(by_alias["run_id"]).data.tags["init_from"] == (
         f"models:/warm-test/{version.version}")
 
     # No such alias yet (a fresh clone): scratch when asked for, else a clear error.
