@@ -25,6 +25,7 @@ from atr.inference.preprocess import PreprocessSpec
 from atr.models.callbacks import TrainThroughput
 from atr.models.onnx_export import export_onnx
 from atr.models.screening_module import ScreeningModule
+from atr.models.test_time_views import check_views
 from atr.models.warm_start import CHECKPOINT_ARTIFACT, warm_start
 from atr.taxonomy import Taxonomy
 
@@ -130,6 +131,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True)
     taxonomy = Taxonomy.from_dict(OmegaConf.to_container(cfg.taxonomy, resolve=True))
     spec = PreprocessSpec(**OmegaConf.to_container(cfg.model.preprocess, resolve=True))
+    check_views(cfg.model.test_time_views)  # before training, not after it at export
     datamodule = build_datamodule(cfg, taxonomy, spec)
     dataset = datamodule.load()  # fails early, naming the folder, if the data is not there
     model = build_model(cfg, taxonomy, datamodule.pos_weight())
@@ -195,6 +197,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "pos_weight": dict(zip(taxonomy.model_outputs, model.pos_weight.tolist(), strict=True)),
         "device": f"{cfg.trainer.accelerator} x{cfg.trainer.devices}",
         "init_from": init or "scratch",
+        "test_time_views": list(cfg.model.test_time_views),
     }
     out = write_outputs(cfg, model, trainer, spec, taxonomy, metrics, logger)
     logger.log_metrics({"wall_time_s": wall, "train_images_per_s": throughput.images_per_s})
@@ -224,7 +227,7 @@ def write_outputs(
     else:  # fast_dev_run and friends write no checkpoints: save the weights we have
         trainer.save_checkpoint(out / "model.ckpt", weights_only=True)
     export_onnx(model, out / "model.onnx", spec.input_size, opset=int(cfg.train.onnx_opset),
-                atol=float(cfg.train.onnx_atol))
+                atol=float(cfg.train.onnx_atol), views=list(cfg.model.test_time_views))
     spec.save(out / "preprocess.json")
     (out / "taxonomy.json").write_text(json.dumps(taxonomy.to_dict(), indent=2) + "\n")
     (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

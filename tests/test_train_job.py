@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -60,6 +61,10 @@ def test_tiny_training_job_writes_package_and_mlflow_run(
     rgb = decode_image(next(tiny_dataset.glob("batch-*/*[0-9].png")))
     scores, embedding = scorer.score_images([rgb, rgb])
     assert scores.shape == (2, len(scorer.outputs)) and embedding.shape[0] == 2
+    # The default config bakes the four flips into the graph: a flipped bag scores the same.
+    assert train_metrics["test_time_views"] == ["identity", "hflip", "vflip", "rot180"]
+    flipped, _ = scorer.score_images([rgb[:, ::-1].copy(), rgb[::-1, :].copy()])
+    np.testing.assert_allclose(flipped, scores, atol=1e-5)
 
     # Resume from the newest last.ckpt: training continues at epoch 2, not from scratch.
     resumed = run(compose("train", [*runtime_overrides, f"data.dir={tiny_dataset}", *TINY,

@@ -2,35 +2,27 @@
 
 Contract (docs/CONTRACTS.md): input `image` float32 Nx3xSxS (dynamic N), outputs
 `scores` (sigmoid probabilities, NxK in `model_outputs` order) and `embedding` (NxD).
+Both are averaged over the test-time views (atr/models/test_time_views.py).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from atr.models.test_time_views import ViewAveragedScores
+
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("scores", "embedding")
 OPSET = 17
-
-
-class ScoresAndEmbedding(nn.Module):
-    """What serving runs: probabilities, not logits (the policy thresholds probabilities)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, embedding = self.model(image)
-        return torch.sigmoid(logits), embedding
 
 
 class OnnxParityError(RuntimeError):
@@ -45,8 +37,12 @@ def export_onnx(
     opset: int = OPSET,
     atol: float = 1e-4,
     verify: bool = True,
+    views: Sequence[str] = ("identity",),
 ) -> Path:
     """Write `model` (forward -> logits, embedding) as ONNX; verify with onnxruntime.
+
+    What serving runs is probabilities, not logits (the policy thresholds
+    probabilities), averaged over `views`.
 
     The TorchScript-based exporter (dynamo=False) is used: measured with torch
     2.14 on mobilenetv3, the dynamo exporter takes ~20x longer (5.5 s vs 0.26 s)
@@ -56,7 +52,7 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A CPU copy in eval mode: export must not disturb the module being trained.
-    wrapper = ScoresAndEmbedding(copy.deepcopy(model).cpu().eval())
+    wrapper = ViewAveragedScores(copy.deepcopy(model).cpu().eval(), views)
     example = torch.zeros(2, 3, input_size, input_size)
     with torch.no_grad():
         torch.onnx.export(

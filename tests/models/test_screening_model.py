@@ -12,8 +12,9 @@ import torch
 
 from atr.data.datamodule import pos_weight_from
 from atr.models.backbones import UnknownBackboneError, create_backbone
-from atr.models.onnx_export import ScoresAndEmbedding, export_onnx
+from atr.models.onnx_export import export_onnx
 from atr.models.screening_module import ScreeningModule
+from atr.models.test_time_views import check_views
 from atr.taxonomy import default_taxonomy
 
 SIZE = 64
@@ -83,8 +84,22 @@ def test_unknown_backbone_says_how_to_list_names() -> None:
     assert "mobilenet_v9_tiny" in str(err.value)
 
 
-def test_onnx_export_matches_torch(model: ScreeningModule, tmp_path: Path) -> None:
-    path = export_onnx(model, tmp_path / "model.onnx", SIZE)
+def _expected(model: ScreeningModule, x: torch.Tensor, views: list[str]) -> tuple:
+    """Per view by hand (torch.flip on the input), then the mean: independent of the wrapper."""
+    dims = {"identity": (), "hflip": (3,), "vflip": (2,), "rot180": (2, 3)}
+    scores, embeddings = [], []
+    with torch.no_grad():
+        for v in views:
+            logits, emb = model(torch.flip(x, dims=dims[v]) if dims[v] else x)
+            scores.append(torch.sigmoid(logits))
+            embeddings.append(emb)
+    return torch.stack(scores).mean(0).numpy(), torch.stack(embeddings).mean(0).numpy()
+
+
+@pytest.mark.parametrize("views", [["identity"], ["identity", "hflip", "vflip", "rot180"]])
+def test_onnx_export_matches_torch(model: ScreeningModule, tmp_path: Path,
+                                   views: list[str]) -> None:
+    path = export_onnx(model, tmp_path / "model.onnx", SIZE, views=views)
     graph = onnx.load(str(path))
     assert max(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx")) >= 17
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -93,12 +108,35 @@ def test_onnx_export_matches_torch(model: ScreeningModule, tmp_path: Path) -> No
     for batch in (1, 5):  # the batch axis is dynamic
         x = torch.randn(batch, 3, SIZE, SIZE)
         scores, embedding = session.run(None, {"image": x.numpy()})
-        with torch.no_grad():
-            want_scores, want_embedding = ScoresAndEmbedding(model)(x)
+        want_scores, want_embedding = _expected(model, x, views)
         assert scores.shape == (batch, len(model.outputs))
         assert ((scores >= 0) & (scores <= 1)).all()  # probabilities, not logits
-        np.testing.assert_allclose(scores, want_scores.numpy(), atol=1e-4)
-        np.testing.assert_allclose(embedding, want_embedding.numpy(), atol=1e-4)
+        np.testing.assert_allclose(scores, want_scores, atol=1e-4)
+        np.testing.assert_allclose(embedding, want_embedding, atol=1e-4)
+
+
+def test_four_flip_views_make_the_score_flip_invariant(model: ScreeningModule,
+                                                       tmp_path: Path) -> None:
+    # The four flips are a group: a flipped bag gets the same score, as it should on a belt.
+    four = export_onnx(model, tmp_path / "four.onnx", SIZE,
+                       views=["identity", "hflip", "vflip", "rot180"])
+    one = export_onnx(model, tmp_path / "one.onnx", SIZE)
+    x = torch.randn(3, 3, SIZE, SIZE)
+    flipped = torch.flip(x, dims=(3,))
+    run = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (four, one)]
+    s4, s4f = (run[0].run(["scores"], {"image": t.numpy()})[0] for t in (x, flipped))
+    s1, s1f = (run[1].run(["scores"], {"image": t.numpy()})[0] for t in (x, flipped))
+    # An untrained net scores everything near 0.5, so compare the two deviations: a single
+    # view is not invariant (the test has teeth), the four-view mean is, to float rounding.
+    assert np.abs(s4 - s4f).max() < np.abs(s1 - s1f).max() / 20
+
+
+@pytest.mark.parametrize(("views", "message"), [
+    ([], "empty"), (["identity", "rot90"], "unknown view"), (["hflip", "hflip"], "repeats"),
+])
+def test_bad_test_time_views_are_refused(views: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_views(views)
 
 
 def test_export_leaves_the_training_module_alone(tmp_path: Path) -> None:
