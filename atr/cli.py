@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from atr.config import compose
+from atr.config import compose, conf_dir
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,20 @@ def _approve_args(args: list[str]) -> list[str]:
 def _usage() -> str:
     lines = ["usage: atr <command> [key=value ...]", "", "commands:"]
     lines += [f"  atr {name:<12} {job.help}" for name, job in JOBS.items()]
-    lines += ["", "Show a job's composed config: atr <command> --cfg"]
+    lines += ["", "A job's keys: atr <command> --help; its composed config: atr <command> --cfg"]
+    return "\n".join(lines)
+
+
+def _job_help(name: str, job: Job) -> str:
+    """The job's usage, then its config file's leading comments (they document the keys)."""
+    lines = [f"usage: atr {name} [key=value ...] [--cfg]", "", f"{job.help}.", ""]
+    path = conf_dir() / f"{job.config}.yaml"
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:] if line.startswith("# ") else line[1:])
+    lines += ["", f"Every key of conf/{job.config}.yaml (and its groups) can be overridden as",
+              f"key=value; `atr {name} --cfg` prints the composed config."]
     return "\n".join(lines)
 
 
@@ -93,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if job is None:
         print(f"atr: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if {"-h", "--help"} & set(args):
+        print(_job_help(name, job))
+        return 0
     if name == "approve":
         args = _approve_args(args)
     elif name == "retrain":

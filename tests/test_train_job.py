@@ -99,6 +99,15 @@ def test_bad_config_key_fails_with_hydra_message(runtime_overrides: list[str]) -
     assert main(["train", "trainer.max_epoch=3"]) == 2
 
 
+def test_job_help_shows_usage_and_the_documented_keys(capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: atr train [key=value ...]")
+    assert "\n  atr train train.resume_from=last" in out  # conf/train.yaml's own examples
+    assert main(["labels", "export", "-h"]) == 0
+    assert capsys.readouterr().out.startswith("usage: atr labels export")
+
+
 def test_missing_dataset_is_named(runtime_overrides: list[str], tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dataset"
     with pytest.raises(FileNotFoundError, match="no-such-dataset"):
