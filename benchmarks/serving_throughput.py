@@ -217,6 +217,8 @@ def main() -> None:
     ap.add_argument("--rate-seconds", type=float, default=12.0)
     ap.add_argument("--train-items", type=int, default=700)
     ap.add_argument("--mlflow-workers", default="1,2")
+    ap.add_argument("--serve", nargs="*", default=[],
+                    help="extra `atr serve` overrides, e.g. serve.intra_op_threads=2")
     ap.add_argument("--client", default="aiohttp", choices=["aiohttp", "httpx"],
                     help="load generator library, the same for every server "
                          "(benchmarks/load_client.py says why aiohttp by default)")
@@ -271,7 +273,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     scan = post_body("/v1/scans", pngs, "image/png",
                      lambda k: {"item_id": f"bench-{k}", "scanner_id": "parcel_160kv"})
-    with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, f"serve.port={port}"],
+    with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, *args.serve,
+                 f"serve.port={port}"],
                 f"{url}/ready", env, work / "atr-serve.log"):
         res["atr_serve"] = measure(args.client, url, scan, args.requests, args.concurrency, 30)
         n_rate = int(args.rate * args.rate_seconds)
@@ -336,6 +339,7 @@ def main() -> None:
         "client": {"concurrency": args.concurrency, "library": args.client,
                    "image": "256x256 simulated parcel PNG", "distinct_images": len(pngs),
                    "same_machine": True},
+        "atr_serve_overrides": args.serve,
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpu_count": os.cpu_count(),
                     "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},

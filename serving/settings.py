@@ -30,7 +30,7 @@ class Settings:
     max_upload_bytes: int = 20_000_000
     max_pixels: int | None = None
     embedding_dims: int = 256
-    intra_op_threads: int | None = 1
+    intra_op_threads: int | None = 2
     api_keys: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
 
