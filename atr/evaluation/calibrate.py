@@ -37,6 +37,7 @@ MAX_SAMPLES = 12
 def run(cfg: DictConfig) -> dict[str, Any]:
     from atr.policy.calibration import calibrate_policy
     from atr.policy.config import PolicyConfig
+    from atr.policy.scanner_coverage import scanner_coverage
 
     ev = cfg.evaluate
     package, dataset_dir, out_dir = Path(ev.package_dir), Path(ev.dataset), Path(ev.out_dir)
@@ -62,6 +63,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         outputs,
         policy_cfg,
     )
+    if "scanner_id" in calib.columns:
+        coverage, uncovered = scanner_coverage(
+            score_matrix(calib, outputs), calib["paper_only"].to_numpy(),
+            calib[threats].to_numpy().any(axis=1), calib["scanner_id"].tolist(), policy,
+            policy_cfg,
+        )
+        policy.calibration["scanners"] = coverage
+        policy.warnings.extend(uncovered)
     atomic_write_text(package / POLICY_FILE, policy.to_json() + "\n")
     for warning in policy.warnings:
         log.warning("policy: %s", warning)

@@ -4,12 +4,15 @@ newest labelled frontline batch, and put the comparison on the challenger versio
 Written to the challenger version: its description (markdown tables, verdict, rule) and
 tags `gate.<dataset>.<metric>` (challenger figures), `gate.<dataset>.champion.<metric>`,
 `gate.<dataset>.verdict`, `gate.verdict` (better|worse|mixed|no-champion, rule in
-atr/registry/verdict.py), `gate.champion_version`, `gate.at`. The report is also printed
-and saved to `gate.report`. No alias moves here: a reviewer decides (`atr approve`, UI).
+atr/registry/verdict.py), `gate.champion_version`, `gate.at`, `gate.policy_warnings` (how
+many calibration warnings the challenger's policy carries; listed first in the description).
+The report is also printed and saved to `gate.report`. No alias moves here: a reviewer
+decides (`atr approve`, UI).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,14 +61,17 @@ def gate(cfg: Any) -> dict[str, Any]:
                                 "has no manifest.parquet and no frontline batch is labelled")
 
     overall = rules.overall_verdict(verdicts)
+    policy_warnings = _policy_warnings(packages["challenger"])
     tags.update({
+        "gate.policy_warnings": str(len(policy_warnings)),
         "gate.verdict": overall,
         "gate.champion_version": str(champion.version) if champion else "none",
         "gate.leak_target": str(leak_target),
         "gate.at": datetime.now(UTC).isoformat(timespec="seconds"),
         "gate.checksums": "verified",
     })
-    markdown = _document(name, challenger, champion, overall, sections, leak_target, margin)
+    markdown = _document(name, challenger, champion, overall, sections, leak_target, margin,
+                         policy_warnings)
     client.update_model_version(name, challenger.version, description=_fit(markdown))
     for key, value in tags.items():
         client.set_model_version_tag(name, challenger.version, key, value)
@@ -155,12 +161,21 @@ def _section(label: str, dataset: Path, split: str, reports: dict[str, Any],
 
 
 def _document(name: str, challenger: Any, champion: Any, overall: str, sections: list[str],
-              leak_target: float, margin: float) -> str:
+              leak_target: float, margin: float, policy_warnings: list[str]) -> str:
     against = f"champion v{champion.version}" if champion else "no champion yet"
     head = (f"## Gate: {name} v{challenger.version} vs {against}\n\n"
             f"**Verdict: {overall}** (leak target {leak_target}, auto-clear margin {margin}; "
             f"checksums verified)\n\nRule: {rules.RULE}\n")
+    if policy_warnings:  # first, so that truncation of a long description never hides them
+        head += "\n**Policy warnings (from calibration):**\n\n" + "".join(
+            f"- {w}\n" for w in policy_warnings)
     return "\n".join([head, *sections])
+
+
+def _policy_warnings(package: Path) -> list[str]:
+    """The challenger's calibration warnings (e.g. a scanner its leak bound does not cover)."""
+    policy = json.loads((package / "policy.json").read_text())
+    return [str(w) for w in policy.get("warnings") or []]
 
 
 def _fit(markdown: str) -> str:

@@ -56,6 +56,10 @@ def test_stage_writes_policy_reference_metrics_plots(calibrated: tuple) -> None:
     assert policy.calibration["n"] == 20 + 20 + 3 * 5  # the fixture's calib split
     assert policy.targets["leak_rate_target"] == 0.3
     assert set(policy.inspect_thresholds) == set(policy.threats)
+    # Per-scanner coverage of the bound: the fixture's one scanner holds the whole split.
+    coverage = policy.calibration["scanners"]
+    assert set(coverage) == {"test-scanner"} and coverage["test-scanner"]["n"] == 55
+    assert coverage["test-scanner"]["n_nonpaper"] == policy.calibration["n_nonpaper"]
 
     ref = pd.read_parquet(package / "reference.parquet")
     assert len(ref) == 6 + 6 + 5 and set(ref["split"]) == {"val"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -12,13 +13,21 @@ from mlflow.tracking import MlflowClient
 from atr.registry import verdict as rules
 from atr.registry.approve import approve
 from atr.registry.gate import gate, newest_frontline_batch
+from atr.registry.package_files import package_checksums
 from atr.registry.register import register_package
 
 NAME = "atr-screening"
 
 
-def _register(registry_cfg, new_package) -> None:
+def _register(registry_cfg, new_package, policy_warnings: list[str] | None = None) -> None:
     pkg = new_package(registry_cfg("register"))
+    if policy_warnings:  # as calibration writes them (e.g. a scanner the bound misses)
+        policy = json.loads((pkg / "policy.json").read_text())
+        policy["warnings"] = policy_warnings
+        (pkg / "policy.json").write_text(json.dumps(policy))
+        manifest = json.loads((pkg / "package.json").read_text())
+        manifest["sha256"]["policy.json"] = package_checksums(pkg)["policy.json"]
+        (pkg / "package.json").write_text(json.dumps(manifest))
     register_package(pkg, registry_cfg("register", f"register.eval_dir={pkg / 'artifacts/eval'}"))
 
 
@@ -41,10 +50,16 @@ def test_gate_reports_on_version_and_never_moves_aliases(
     assert v1.tags["gate.gold.n"] == str(int((_split(tiny_dataset) == "test").sum()))
     assert v1.tags["gate.frontline.n"] == "120"  # frontline batches are scored whole
 
+    assert v1.tags["gate.policy_warnings"] == "0" and "Policy warnings" not in v1.description
+
     approve(registry_cfg("approve"), version=1, by="alice")
-    _register(registry_cfg, new_package)
+    uncovered = "scanner 'parcel_140kv': 65 non-paper-only calibration items (3% of the split)"
+    _register(registry_cfg, new_package, [uncovered])
     result = gate(registry_cfg(*gate_args))
     v2 = client.get_model_version(NAME, "2")
+    # The reviewer sees calibration warnings first, above the tables.
+    assert v2.tags["gate.policy_warnings"] == "1"
+    assert v2.description.index(uncovered) < v2.description.index("| metric |")
     assert result["champion"] == 1 and result["challenger"] == 2
     assert "| metric | challenger v2 | champion v1 |" in v2.description
     assert v2.tags["gate.verdict"] in {rules.BETTER, rules.WORSE, rules.MIXED}
