@@ -6,7 +6,8 @@
 A small real model package (simulated dataset -> `atr train` -> `atr evaluate`) scores
 simulated parcels like serving does; the monitor's own window scoring
 (`atr.monitor.drift_scores`) and rule (`atr.monitor.drift_rule`) run over the streams.
-Caches (package, .npz streams) live in runtime/bench-drift (git-ignored).
+Caches (package, .npz streams) live in runtime/bench-drift (git-ignored); they are rebuilt
+when the model, augmentation or data config changes (runtime/bench-drift/model_key.txt).
 """
 
 from __future__ import annotations
@@ -37,6 +38,29 @@ TRAIN_OVERRIDES = [f"model.preprocess.input_size={IMAGE_SIZE}", "data.batch_size
 # ~900 calibration items: a looser leak target than production's 0.005 (which needs
 # >= 598 non-paper items) so that calibration accepts the set.
 EVAL_OVERRIDES = ["policy.leak_rate_target=0.05", "policy.min_threat_positives=5"]
+
+
+def model_key() -> str:
+    """What the cached package and streams were made from: a change here rebuilds both."""
+    import hashlib
+
+    recipe = json.dumps([DATASET, TRAIN_OVERRIDES, EVAL_OVERRIDES, IMAGE_SIZE])
+    conf = "".join((REPO / "conf" / name).read_text() for name in (
+        "model/default.yaml", "augment/default.yaml", "data/default.yaml"))
+    return hashlib.sha256((recipe + conf).encode()).hexdigest()[:16]
+
+
+def drop_stale_cache(cache: Path) -> None:
+    """The package and its scored streams go stale when the model config changes."""
+    import shutil
+
+    stamp = cache / "model_key.txt"
+    if stamp.is_file() and stamp.read_text().strip() == model_key():
+        return
+    for stale in ("artifacts", "streams", "runtime"):  # the simulated dataset stays valid
+        shutil.rmtree(cache / stale, ignore_errors=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(model_key() + "\n")
 
 
 def build_package(cache: Path) -> Path:
@@ -256,6 +280,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
+    drop_stale_cache(args.cache)
     package = build_package(args.cache)
     logging.info("package ready in %.0f s: %s", time.time() - t0, package)
     paths = prepare(args.cache, package)
