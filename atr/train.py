@@ -149,9 +149,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         tags["resumed_from"] = ckpt_path
     logger = make_logger(cfg, tags)
     logger.log_hyperparams(flat_params(cfg))
+    # Under DDP only rank 0 has an MLflow run (run_id None elsewhere); ModelCheckpoint
+    # broadcasts rank 0's folder to every rank at setup, so the others' placeholder is unused.
+    run_dir = Path(cfg.train.ckpt_dir) / (logger.run_id or f"rank-{rank_zero_only.rank}")
     checkpoint = ModelCheckpoint(
         # A resumed run keeps its checkpoint folder, so best-so-far tracking carries on.
-        dirpath=Path(ckpt_path).parent if ckpt_path else Path(cfg.train.ckpt_dir) / logger.run_id,
+        dirpath=Path(ckpt_path).parent if ckpt_path else run_dir,
         filename="best-{epoch:02d}",
         monitor=str(cfg.train.monitor),
         mode=str(cfg.train.monitor_mode),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +201,28 @@ def test_warm_start_refuses_weights_of_another_model(tmp_path: Path) -> None:
     load_init_weights(same, path, "w.ckpt")
     assert same.pos_weight.tolist() == [1.0, 9.0]
     assert torch.equal(same.head[1].weight, small.head[1].weight)
+
+
+@pytest.mark.slow
+def test_ddp_trains_with_two_processes_and_rank_zero_writes_the_package(
+    tiny_dataset: Path, runtime_overrides: list[str], tmp_path: Path
+) -> None:
+    # The real Lightning DDP path (trainer=ddp), two CPU processes over gloo: what a GPU
+    # cluster runs, minus SyncBatchNorm and mixed precision, which need CUDA.
+    atr = Path(sys.executable).parent / "atr"
+    cmd = [str(atr), "train", *runtime_overrides, f"data.dir={tiny_dataset}", *TINY,
+           "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+           "trainer.sync_batchnorm=false", "trainer.precision=32", "trainer.max_epochs=2"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Starting with 2 processes" in done.stderr + done.stdout
+    out = tmp_path / "artifacts" / "model"
+    assert {p.name for p in out.iterdir()} >= PACKAGE_FILES
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["device"] == "cpu x2" and metrics["epochs"] == 2
+    run_info = json.loads((out / "run.json").read_text())
+    # One MLflow run (rank 0's), and its checkpoints in that run's folder.
+    runs = MlflowClient(run_info["tracking_uri"]).search_runs([run_info["experiment_id"]])
+    assert [r.info.run_id for r in runs] == [run_info["run_id"]]
+    assert Path(metrics["best_checkpoint"]).parent.name == run_info["run_id"]

@@ -135,9 +135,10 @@ class ScreeningModule(L.LightningModule):
         if defined.any():
             metrics["val/auroc_mean"] = auroc[defined].mean()
             metrics["val/ap_mean"] = ap[defined].mean()
-        self.log_dict(metrics, prog_bar=False)
+        # Already global (torchmetrics and strategy.reduce sync them); sync_dist says so to DDP.
+        self.log_dict(metrics, prog_bar=False, sync_dist=True)
         if defined[0]:
-            self.log("val/ap_paper", ap[0], prog_bar=True)
+            self.log("val/ap_paper", ap[0], prog_bar=True, sync_dist=True)
         self.val_auroc.reset()
         self.val_ap.reset()
         self._val_pos.zero_()
