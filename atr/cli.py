@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         result = _resolve(job.target)(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, LookupError) as exc:
         # Domain errors (bad manifest, unknown class, refused calibration) carry
         # their own message naming file/line/field: show it without a traceback.
         print(f"atr {name}: error: {exc}", file=sys.stderr)

@@ -3,11 +3,14 @@
     atr evaluate                                   # the DVC stage (atr.evaluation.calibrate)
     atr evaluate evaluate.calibrate=false evaluate.package_dir=DIR evaluate.dataset=DS
                                                    # report only: DIR's own policy on DS
+    atr evaluate evaluate.model=models:/NAME@ALIAS evaluate.dataset=DS
+                                                   # report only: a registered version on DS
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +23,42 @@ from atr.evaluation.report import evaluate_package, report_markdown
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     ev = cfg.evaluate
-    if bool(ev.get("calibrate", True)):
+    model = ev.get("model")
+    if bool(ev.get("calibrate", True)) and not model:
         return calibrate.run(cfg)
     # Report-only: never rewrites the package (it may be a registered, approved version).
     split = str(ev.split)
-    report = evaluate_package(ev.package_dir, ev.dataset, split, int(ev.batch_size))
+    package = registered_package(cfg, str(model)) if model else Path(ev.package_dir)
+    report = evaluate_package(package, ev.dataset, split, int(ev.batch_size))
     out_dir = Path(ev.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / f"report_{split}.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / f"report_{split}.md", report_markdown({"package": report}))
     return {
         "report": str(out_dir / f"report_{split}.json"),
+        "package": str(package),
         "auto_clear_rate": report["policy"]["auto_clear_rate"],
         "leak_rate": report["policy"]["leak_rate"],
         "leak_rate_upper": report["policy"]["leak_rate_upper"],
         "macro_auroc": report["macro_auroc"],
     }
+
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
+
+
+def registered_package(cfg: DictConfig, uri: str) -> Path:
+    """Download the package of models:/NAME@ALIAS or models:/NAME/VERSION, checksums verified."""
+    from atr.registry.tracking import configure
+    from atr.registry.versions import resolve, verified_package
+
+    match = _MODEL_URI.match(uri)
+    if match is None:
+        raise ValueError(f"evaluate.model={uri!r}: expected models:/NAME@ALIAS or "
+                         "models:/NAME/VERSION")
+    client = configure(cfg)
+    version = resolve(client, match["name"], match["alias"] or match["version"])
+    if version is None:
+        raise LookupError(f"evaluate.model={uri}: no such registered version "
+                          f"(tracking store {cfg.paths.tracking_uri})")
+    return verified_package(version, Path(cfg.evaluate.download_dir))
