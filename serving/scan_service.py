@@ -1,8 +1,11 @@
 """From a scan request to a stored decision: batch-score it, store its image and row,
 and answer within the request's time budget.
 
-The event loop only reads requests and writes replies. Per micro-batch, the scoring thread
-does all the CPU work (decode, image statistics, preprocessing, ONNX, policy, rows), then
+The event loop only reads requests and writes replies. Each upload is decoded (image
+statistics included) in the decode thread as it arrives (`serve.decode_ahead`, on by
+default: decoding then overlaps the previous batch's ONNX run); per micro-batch, the scoring
+thread does the rest of the CPU work (any decode still due, preprocessing, ONNX, policy,
+rows), then
 the commit thread makes the batch durable: the images (their syncs overlapped in a small
 I/O pool), then the rows in one transaction; only then are the replies released. The
 commit of one batch overlaps the scoring of the next. An upload whose header announces a
@@ -68,10 +71,12 @@ class ScanService:
         self.batcher = MicroBatcher(self._process_batch, settings.max_batch,
                                     settings.max_wait_ms, commit=self._commit_batch)
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="image-sync")
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
 
     async def stop(self) -> None:
         await self.batcher.stop()
         self._io.shutdown(wait=True)
+        self._decoder.shutdown(wait=True)
 
     # --- scoring thread: all CPU work of a batch ---------------------------------------
     def _process_batch(self, batch: list[PendingScan]) -> list[dict[str, Any]]:
@@ -173,6 +178,9 @@ class ScanService:
         if scan.failure is None and _announced_pixels(scan.data) > BIG_IMAGE_PIXELS:
             await asyncio.get_running_loop().run_in_executor(
                 None, self._decode, scan, self.models.current)
+        elif scan.failure is None and self.settings.decode_ahead:
+            await asyncio.get_running_loop().run_in_executor(
+                self._decoder, self._decode, scan, self.models.current)
         return await self.batcher.submit(scan)
 
 

@@ -31,6 +31,7 @@ class Settings:
     max_pixels: int | None = None
     embedding_dims: int = 256
     intra_op_threads: int | None = 2
+    decode_ahead: bool = True
     api_keys: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
 

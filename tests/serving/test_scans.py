@@ -109,6 +109,20 @@ def test_bad_uploads_are_inspected_with_reason(server: Server, registry: Registr
     assert (row["decision"], row["reason"]) == ("INSPECT", reason)
 
 
+def test_scoring_thread_decodes_when_decode_ahead_is_off(registry: Registry) -> None:
+    # serve.decode_ahead=false: the scoring thread decodes, as before; same answers.
+    srv = Server(registry, ["serve.decode_ahead=false"]).start()
+    try:
+        good, bad = _raw(srv, png_bytes(), "no-ahead-good"), _raw(srv, b"junk", "no-ahead-bad")
+    finally:
+        srv.stop()
+    assert good.status_code == 200 and good.json()["decision"] in DECISIONS
+    assert good.json()["reason"] != "image_unreadable"
+    assert set(json.loads(_row(registry, good.json()["request_id"])["image_stats"])) >= {
+        "brightness"}
+    assert (bad.json()["decision"], bad.json()["reason"]) == ("INSPECT", "image_unreadable")
+
+
 def test_pixel_bomb_is_image_too_large(registry: Registry) -> None:
     srv = Server(registry, ["serve.max_pixels=30000000"]).start()
     try:
