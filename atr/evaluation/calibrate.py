@@ -55,9 +55,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     policy_cfg = PolicyConfig.from_dict(OmegaConf.to_container(cfg.policy, resolve=True))
 
     calib = score_dataset(scorer, dataset, ["calib"], batch_size)
+    calib_scores = score_matrix(calib, outputs)
     # InsufficientCalibrationError propagates: the stage fails and no policy is written.
     policy = calibrate_policy(
-        score_matrix(calib, outputs),
+        calib_scores,
         calib["paper_only"].to_numpy(),
         calib[threats].to_numpy(),
         outputs,
@@ -65,7 +66,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     if "scanner_id" in calib.columns:
         coverage, uncovered = scanner_coverage(
-            score_matrix(calib, outputs), calib["paper_only"].to_numpy(),
+            calib_scores, calib["paper_only"].to_numpy(),
             calib[threats].to_numpy().any(axis=1), calib["scanner_id"].tolist(), policy,
             policy_cfg,
         )

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +43,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
-
-
 def registered_package(cfg: DictConfig, uri: str) -> Path:
     """Download the package of models:/NAME@ALIAS or models:/NAME/VERSION, checksums verified."""
+    from atr.registry.model_uri import FORMS, parse_model_uri
     from atr.registry.tracking import configure
     from atr.registry.versions import resolve, verified_package
 
-    match = _MODEL_URI.match(uri)
-    if match is None:
-        raise ValueError(f"evaluate.model={uri!r}: expected models:/NAME@ALIAS or "
-                         "models:/NAME/VERSION")
+    registered = parse_model_uri(uri)
+    if registered is None:
+        raise ValueError(f"evaluate.model={uri!r}: expected {FORMS}")
     client = configure(cfg)
-    version = resolve(client, match["name"], match["alias"] or match["version"])
+    version = resolve(client, *registered)
     if version is None:
         raise LookupError(f"evaluate.model={uri}: no such registered version "
                           f"(tracking store {cfg.paths.tracking_uri})")

@@ -11,19 +11,19 @@ every so often to shed what accumulates over many fine-tunings.
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from atr.registry.model_uri import FORMS, parse_model_uri
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_ARTIFACT = "checkpoint/model.ckpt"  # where `atr train` logs the exported weights
 # Kept from the new run, not the old model: pos_weight follows the new data's class balance.
 FRESH_BUFFERS = ("pos_weight",)
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
 
 
 def resolve_init(cfg: Any, dest: Path) -> tuple[Path | None, str | None]:
@@ -38,20 +38,19 @@ def resolve_init(cfg: Any, dest: Path) -> tuple[Path | None, str | None]:
     if ref is None or str(ref).strip().lower() in ("", "null", "none"):  # DVC renders None
         return None, None
     ref = str(ref).strip()
-    match = _MODEL_URI.match(ref)
-    if match is None:
+    registered = parse_model_uri(ref)
+    if registered is None:
         path = Path(ref)
         if ref.startswith("models:") or not path.is_file():
             raise FileNotFoundError(
-                f"train.init_from={ref!r}: neither a checkpoint file nor "
-                "models:/NAME@ALIAS or models:/NAME/VERSION"
+                f"train.init_from={ref!r}: neither a checkpoint file nor {FORMS}"
             )
         return path, str(path)
-    return _registered_checkpoint(cfg, ref, match, dest)
+    return _registered_checkpoint(cfg, ref, registered, dest)
 
 
 def _registered_checkpoint(
-    cfg: Any, ref: str, match: re.Match[str], dest: Path
+    cfg: Any, ref: str, registered: tuple[str, str], dest: Path
 ) -> tuple[Path | None, str | None]:
     import mlflow
 
@@ -59,7 +58,7 @@ def _registered_checkpoint(
     from atr.registry.versions import resolve
 
     client = configure(cfg)
-    version = resolve(client, match["name"], match["alias"] or match["version"])
+    version = resolve(client, *registered)
     if version is None:
         if str(cfg.train.init_missing) == "scratch":
             log.info("train.init_from=%s does not resolve yet: training from scratch", ref)

@@ -12,11 +12,11 @@ decides (`atr approve`, UI).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from atr.policy.decision import Policy
 from atr.registry import verdict as rules
 from atr.registry.tracking import cfg_value, configure, model_name
 from atr.registry.versions import resolve, verified_package
@@ -174,8 +174,7 @@ def _document(name: str, challenger: Any, champion: Any, overall: str, sections:
 
 def _policy_warnings(package: Path) -> list[str]:
     """The challenger's calibration warnings (e.g. a scanner its leak bound does not cover)."""
-    policy = json.loads((package / "policy.json").read_text())
-    return [str(w) for w in policy.get("warnings") or []]
+    return list(Policy.load(package / "policy.json").warnings)
 
 
 def _fit(markdown: str) -> str:
