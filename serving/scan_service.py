@@ -5,9 +5,8 @@ The event loop only reads requests and writes replies. Each upload is decoded (i
 statistics included) in the decode thread as it arrives (`serve.decode_ahead`, on by
 default: decoding then overlaps the previous batch's ONNX run); per micro-batch, the scoring
 thread does the rest of the CPU work (any decode still due, preprocessing, ONNX, policy,
-rows), then
-the commit thread makes the batch durable: the images (their syncs overlapped in a small
-I/O pool), then the rows in one transaction; only then are the replies released. The
+rows), then the commit thread makes the batch durable: the images (their syncs overlapped
+in a small I/O pool), then the rows in one transaction; only then are the replies released. The
 commit of one batch overlaps the scoring of the next. An upload whose header announces a
 very large image is decoded in the default thread pool before it is queued, so a hostile
 pixel count cannot stall a whole batch.
@@ -78,7 +77,7 @@ class ScanService:
         self._io.shutdown(wait=True)
         self._decoder.shutdown(wait=True)
 
-    # --- scoring thread: all CPU work of a batch ---------------------------------------
+    # --- scoring thread: the batch's CPU work ---------------------------------------------
     def _process_batch(self, batch: list[PendingScan]) -> list[dict[str, Any]]:
         model, shadow = self.models.current, self.models.shadow  # read once per batch
         self.models.metrics.batch_size.observe(len(batch))
