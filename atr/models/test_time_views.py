@@ -55,15 +55,11 @@ class ViewAveragedScores(nn.Module):
         self.views = check_views(views)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(self.views) == 1:
-            logits, embedding = self.model(VIEWS[self.views[0]](image))
-            return torch.sigmoid(logits), embedding
-        n = image.shape[0]
+        n, k = image.shape[0], len(self.views)
         batch = torch.cat([VIEWS[v](image) for v in self.views], dim=0)
         logits, embedding = self.model(batch)
         probs = torch.sigmoid(logits)
         # Slices along the batch axis, not a reshape: the graph keeps the static width of
         # `embedding`, which package loaders read as the embedding size.
-        k = len(self.views)
         scores = sum(probs[i * n:(i + 1) * n] for i in range(k)) / k
         return scores, sum(embedding[i * n:(i + 1) * n] for i in range(k)) / k

@@ -100,12 +100,10 @@ class Policy:
         valid = np.all(np.isfinite(matrix) & (matrix >= 0.0) & (matrix <= 1.0), axis=1)
         threat_scores = matrix[:, 1:]
         inspect_at = np.array([self.inspect_thresholds[t] for t in self.threats])
-        guard_at = np.array([self.clear_guards.get(t, np.inf) for t in self.threats])
 
         over = threat_scores >= inspect_at
         inspect = over.any(axis=1)
-        guarded = np.all(threat_scores < guard_at, axis=1)
-        clear = ~inspect & guarded & (matrix[:, 0] >= self.clear_threshold)
+        clear = ~inspect & self.clear_eligible(matrix)
         # Which threat to name: the highest score among those over their threshold.
         named = np.argmax(np.where(over, threat_scores, -np.inf), axis=1)
         threat_reasons = np.array([THREAT_REASON_PREFIX + t for t in self.threats], dtype=object)
@@ -120,6 +118,13 @@ class Policy:
         codes[~valid], reasons[~valid] = 2, REASON_INVALID
         by_code = (Decision.REVIEW, Decision.CLEAR, Decision.INSPECT)
         return [by_code[c] for c in codes.tolist()], reasons.tolist()
+
+    def clear_eligible(self, matrix: np.ndarray) -> np.ndarray:
+        """Rows that CLEAR would take if no threat reached INSPECT: paper_only at or over
+        the clear threshold and every guarded threat under its guard (N x K in, N bools)."""
+        guard_at = np.array([self.clear_guards.get(t, np.inf) for t in self.threats])
+        guarded = np.all(matrix[:, 1:] < guard_at, axis=1)
+        return guarded & (matrix[:, 0] >= self.clear_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return {

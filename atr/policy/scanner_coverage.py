@@ -42,9 +42,7 @@ def scanner_coverage(
     cleared = decisions == Decision.CLEAR.value
     # Leaks are counted as calibration counts them (atr.policy.calibration): at or over the
     # clear threshold and under the guards, ignoring INSPECT, so never fewer than real.
-    guards = np.array([policy.clear_guards.get(t, np.inf) for t in policy.threats])
-    leak_eligible = (scores[:, 0] >= policy.clear_threshold) & np.all(scores[:, 1:] < guards,
-                                                                       axis=1)
+    leak_eligible = policy.clear_eligible(np.asarray(scores, dtype=np.float64))
     paper = np.asarray(truth_paper_only).astype(bool)
     threat = np.asarray(truth_threat_any).astype(bool)
     ids = np.asarray([str(s) for s in scanner_ids])
