@@ -5,6 +5,13 @@ element has its own gain: as the detector ages those gains drift apart and
 show as streaks along the belt direction, the overall response drops and the
 read noise grows. The element gain pattern is fixed per scanner id (the
 same physical detector), its size grows with age.
+
+Every line scanner normalises each channel by an air (bright-field) reading taken
+when it is calibrated, so the channel gains it had then cancel: air reads full
+scale and the low/high ratio of a material does not depend on them. Here that
+calibration is the one made at installation (`gain_low`/`gain_high` at age 0);
+what the detector has lost since (gain drift, element spread, read noise) is not
+corrected, which is what an ageing detector looks like between services.
 """
 
 from __future__ import annotations
@@ -44,6 +51,11 @@ def acquire(transmission: np.ndarray, profile: ScannerProfile,
     noise = rng.standard_normal(signal.shape, dtype=np.float32)
     noise *= np.sqrt(variance, out=variance)
     signal += noise
+    # Air calibration at installation: divide the install-time channel gains back out.
+    # Skipped when they are 1 so unit-gain profiles keep their exact float path.
+    install = np.array([profile.gain_low, profile.gain_high], dtype=np.float32)
+    if not np.all(install == 1.0):
+        signal /= install[:, None, None]
     raw = np.clip(signal, 0.0, 1.0) * np.float32(65535.0) + np.float32(0.5)
     out = raw.astype(np.uint16)
     return out[0], out[1]

@@ -60,6 +60,25 @@ def test_ageing_changes_the_output(taxonomy, slab, load_mix):
     assert lo_old[air, air].astype(float).std() > lo_new[air, air].astype(float).std()
 
 
+def test_air_calibration_cancels_install_gains(taxonomy, slab, load_mix):
+    """A channel gain mismatch at installation must not change what the scanner reports:
+    without the air calibration a 3 % mismatch turned paper green on the 140 kV profile."""
+    from dataclasses import replace
+
+    profile = load_profile("parcel_140kv")
+    unit = replace(profile, gain_low=1.0, gain_high=1.0)
+    skewed = replace(profile, gain_low=0.85, gain_high=1.15)
+    stack = slab("paper", 3.0)
+    rendered = [XraySimulator(p, taxonomy, load_mix(), image_size=64).render_thickness(stack, 3)
+                for p in (unit, skewed)]
+    for channel in (0, 1):
+        a, b = (r[channel].astype(float).mean() for r in rendered)
+        assert abs(a - b) < 0.002 * 65535, (channel, a, b)
+    # ...while the gain lost since installation (ageing) is still seen.
+    aged = XraySimulator(skewed.with_ageing(3), taxonomy, load_mix(), image_size=64)
+    assert aged.render_thickness(stack, 3)[0].mean() < rendered[1][0].mean() - 500
+
+
 def test_ageing_override_through_dict():
     cfg = load_profile("parcel_160kv").to_dict()
     cfg["ageing"]["years"] = 3
