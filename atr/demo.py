@@ -154,7 +154,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                                    "event": f"v{gate2['challenger']} approved + serving"})
         phases["C"] = _phase_line(cfg, service.url, {"scanner": d.scanner_b, "count": d.items_c},
                                   seed=int(d.seed) + 50_000, prefix="demo-c", feedback=False)
-    figures = phase_figures(phases["A"], drift["chunks"], phases["C"])
+    figures = phase_figures(phases["A"], drift["chunks"], phases["C"],
+                            float(d.target_leak_rate))
     summary = {
         "minutes": round((time.time() - t0) / 60, 2),
         "v1": gate1["challenger"], "v2": gate2["challenger"], "gate_v2": gate2["verdict"],

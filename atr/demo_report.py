@@ -12,24 +12,38 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from atr.line.metrics import truth_metrics
+from atr.line.metrics import clear_rate_at_leak, truth_metrics
 
 KEYS = ("auto_clear_rate", "paper_only_clear_rate", "leak_rate", "threats_cleared",
         "threat_recall_inspect", "analyst_load")
 
 
-def phase_figures(a: dict[str, Any], chunks: list[dict[str, Any]], c: dict[str, Any]) -> dict:
+def phase_figures(a: dict[str, Any], chunks: list[dict[str, Any]], c: dict[str, Any],
+                  leak_rate: float) -> dict:
     """Truth metrics per stage: pre-drift (v1, scanner A), drift (v1, scanner B) and
-    recovered (v2, scanner B), recomputed from the line's per-item records."""
+    recovered (v2, scanner B), recomputed from the line's per-item records.
+
+    Two recovery figures: under each model's own policy (what the line did), and at the
+    target leak rate (what the model can do there: the policy's threshold also carries
+    its calibration's margin and, after a drift, may no longer hold the target).
+    """
     drift_records = [r for ch in chunks for r in ch["records"]]
     stages = {"pre_drift": a["records"], "drift": drift_records, "recovered": c["records"]}
     figures = {name: {k: truth_metrics(recs)[k] for k in KEYS} | {"items": len(recs)}
+               | {"paper_only_clear_rate_at_target_leak":
+                  clear_rate_at_leak(recs, leak_rate)["paper_only_clear_rate"]}
                for name, recs in stages.items()}
-    pre, drift, rec = (figures[s]["paper_only_clear_rate"] for s in stages)
-    return {"stages": figures,
-            "paper_only_clear_drop_points": None if None in (pre, drift)
+    return {"stages": figures, "target_leak_rate": leak_rate,
+            **_gaps(figures, "paper_only_clear_rate", ""),
+            **_gaps(figures, "paper_only_clear_rate_at_target_leak", "_at_target_leak")}
+
+
+def _gaps(figures: dict[str, dict], key: str, suffix: str) -> dict[str, float | None]:
+    pre, drift, rec = (figures[s][key] for s in ("pre_drift", "drift", "recovered"))
+    return {f"paper_only_clear_drop_points{suffix}": None if None in (pre, drift)
             else round(100 * (pre - drift), 1),
-            "recovery_gap_points": None if None in (pre, rec) else round(100 * (pre - rec), 1)}
+            f"recovery_gap_points{suffix}": None if None in (pre, rec)
+            else round(100 * (pre - rec), 1)}
 
 
 def _rolling(records: list[dict[str, Any]], key: str, window: int = 150) -> np.ndarray:

@@ -29,6 +29,8 @@ def test_closed_loop_reduced_profile(tmp_path: Path) -> None:
     assert stages["pre_drift"]["items"] == 120 and stages["recovered"]["items"] == 120
     for stage in stages.values():
         assert 0.0 <= stage["auto_clear_rate"] <= 1.0
+        assert 0.0 <= stage["paper_only_clear_rate_at_target_leak"] <= 1.0
+    assert summary["target_leak_rate"] == 0.005 and "recovery_gap_points_at_target_leak" in summary
     batches = list((repo / "data" / "frontline").iterdir())
     assert len(batches) == 1  # the labelled frontline batch went under data/ ...
     assert "frontline" in (repo / "data.dvc").read_text() or (repo / "data.dvc").is_file()

@@ -6,7 +6,10 @@ Rates follow the field's screening vocabulary (ARCHITECTURE.md):
 - leaks: non-paper-only items CLEARed (the risk); leak_rate over non-paper-only items;
 - threats_cleared: items with a threat CLEARed (the worst leak);
 - threat_recall_inspect: share of threat items sent to physical INSPECTion;
-- analyst_load: share of items sent to an image analyst (REVIEW).
+- analyst_load: share of items sent to an image analyst (REVIEW);
+- clear_rate_at_leak: the model's ranking at a leak rate, whatever the policy does:
+  share of paper-only items whose clear score beats all but the allowed share of
+  non-paper items (the threshold set on the block's own truth, as an oracle would).
 Items whose request failed are counted as errors and left out of the rates: the service
 (fail-safe) never got to decide them, the sorter would hold them for a human.
 """
@@ -25,6 +28,7 @@ from atr.taxonomy import Taxonomy
 
 PERCENTILES = (50, 90, 99)
 ERROR = "ERROR"
+CLEAR_SCORE = "paper_only"  # the taxonomy's clear output (Taxonomy.model_outputs[0])
 
 
 def record(parcel: Parcel, shot: Shot, taxonomy: Taxonomy) -> dict[str, Any]:
@@ -37,6 +41,7 @@ def record(parcel: Parcel, shot: Shot, taxonomy: Taxonomy) -> dict[str, Any]:
         "scanner_id": parcel.scanner_id,
         "phase": parcel.phase,
         "decision": body.get("decision", ERROR) if shot.ok else ERROR,
+        "clear_score": (body.get("scores") or {}).get(CLEAR_SCORE) if shot.ok else None,
         "reason": body.get("reason") if shot.ok else shot.error,
         "paper_only": parcel.paper_only,
         "threats": parcel.threats(taxonomy),
@@ -84,6 +89,28 @@ def truth_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "analyst_load": _rate(sum(1 for r in done if r["decision"] == "REVIEW"), len(done)),
         "inspect_rate": _rate(sum(1 for r in done if r["decision"] == "INSPECT"), len(done)),
     }
+
+
+def clear_rate_at_leak(records: Sequence[dict[str, Any]], leak_rate: float) -> dict[str, Any]:
+    """Paper-only items cleared at the threshold that lets through at most `leak_rate` of
+    the non-paper items of these records (answered, scored ones).
+
+    A policy's own threshold mixes two things a drift can break: how well the model ranks
+    items, and whether a threshold calibrated elsewhere still holds the leak target. This
+    separates the first: it is the auto-clear rate at the target leak rate.
+    """
+    scored = [r for r in records if r["decision"] != ERROR and r.get("clear_score") is not None]
+    paper = np.array([r["clear_score"] for r in scored if r["paper_only"]], dtype=np.float64)
+    other = np.sort([r["clear_score"] for r in scored if not r["paper_only"]])[::-1]
+    allowed = int(np.floor(leak_rate * len(other)))
+    if not len(paper) or not len(other):
+        rate, threshold = None, None
+    else:
+        threshold = float(other[allowed]) if allowed < len(other) else -np.inf
+        rate = float((paper > threshold).mean())
+    return {"leak_rate": leak_rate, "paper_only_clear_rate": rate, "threshold": threshold,
+            "paper_only_items": int(len(paper)), "non_paper_items": int(len(other)),
+            "leaks_allowed": allowed}
 
 
 def block_summary(records: Sequence[dict[str, Any]], shots: Sequence[Shot]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from atr.line.feedback import choose
-from atr.line.metrics import latency_summary, truth_metrics
+from atr.line.metrics import clear_rate_at_leak, latency_summary, truth_metrics
 from atr.line.plan import phases_from_cfg
 
 
@@ -42,6 +42,22 @@ def test_truth_metrics_on_known_records() -> None:
     assert m["threat_recall_inspect"] == pytest.approx(1 / 3)
     assert m["analyst_load"] == pytest.approx(2 / 8)
     assert truth_metrics([])["auto_clear_rate"] is None
+
+
+def test_clear_rate_at_leak_sets_the_threshold_on_truth() -> None:
+    # 200 non-paper items scored 0..0.199; 10 paper items scored 0.1995..0.2085 and 0.05.
+    other = [{"decision": "INSPECT", "paper_only": 0, "clear_score": i / 1000}
+             for i in range(200)]
+    paper = [{"decision": "REVIEW", "paper_only": 1, "clear_score": 0.1995 + i / 1000}
+             for i in range(9)] + [{"decision": "CLEAR", "paper_only": 1, "clear_score": 0.05}]
+    errors = [{"decision": "ERROR", "paper_only": 0, "clear_score": None}]
+    strict = clear_rate_at_leak(other + paper + errors, 0.0)
+    assert strict["threshold"] == pytest.approx(0.199) and strict["paper_only_clear_rate"] == 0.9
+    # 1 % of 200 = 2 non-paper items may pass: the threshold drops to the third highest.
+    loose = clear_rate_at_leak(other + paper, 0.01)
+    assert loose["leaks_allowed"] == 2 and loose["threshold"] == pytest.approx(0.197)
+    assert loose["paper_only_clear_rate"] == 0.9  # the policy's decisions play no part
+    assert clear_rate_at_leak(paper, 0.01)["paper_only_clear_rate"] is None
 
 
 def test_latency_summary_and_feedback_share() -> None:
