@@ -7,7 +7,8 @@ A small real model package (simulated dataset -> `atr train` -> `atr evaluate`) 
 simulated parcels like serving does; the monitor's own window scoring
 (`atr.monitor.drift_scores`) and rule (`atr.monitor.drift_rule`) run over the streams.
 Caches (package, .npz streams) live in runtime/bench-drift (git-ignored); they are rebuilt
-when the model, augmentation or data config changes (runtime/bench-drift/model_key.txt).
+when the model, augmentation or data config changes (runtime/bench-drift/model_key.txt),
+the simulated data too when the simulator or a scanner/mix profile does.
 """
 
 from __future__ import annotations

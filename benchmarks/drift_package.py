@@ -27,20 +27,35 @@ def model_key() -> str:
     recipe = json.dumps([DATASET, TRAIN_OVERRIDES, EVAL_OVERRIDES, IMAGE_SIZE])
     conf = "".join((REPO / "conf" / name).read_text() for name in (
         "model/default.yaml", "augment/default.yaml", "data/default.yaml"))
-    return hashlib.sha256((recipe + conf).encode()).hexdigest()[:16]
+    return hashlib.sha256((recipe + conf + simulator_key()).encode()).hexdigest()[:16]
+
+
+def simulator_key() -> str:
+    """The simulator's code and scanner/mix profiles: a change re-renders the data too."""
+    import hashlib
+
+    files = sorted([*(REPO / "atr" / "xray").rglob("*.py"), *(REPO / "conf" / "scanner").glob(
+        "*.yaml"), *(REPO / "conf" / "mix").glob("*.yaml")])
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
 
 
 def drop_stale_cache(cache: Path) -> None:
-    """The package and its scored streams go stale when the model config changes."""
+    """The package and its scored streams go stale when the model config changes, the
+    simulated dataset too when the simulator does."""
     import shutil
 
     stamp = cache / "model_key.txt"
     if stamp.is_file() and stamp.read_text().strip() == model_key():
         return
-    for stale in ("artifacts", "streams", "runtime"):  # the simulated dataset stays valid
-        shutil.rmtree(cache / stale, ignore_errors=True)
+    stale = ["artifacts", "streams", "runtime"]
+    sim_stamp = cache / "simulator_key.txt"
+    if not (sim_stamp.is_file() and sim_stamp.read_text().strip() == simulator_key()):
+        stale.append("data")
+    for name in stale:
+        shutil.rmtree(cache / name, ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
     stamp.write_text(model_key() + "\n")
+    sim_stamp.write_text(simulator_key() + "\n")
 
 
 def build_package(cache: Path) -> Path:

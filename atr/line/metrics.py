@@ -113,7 +113,8 @@ def clear_rate_at_leak(records: Sequence[dict[str, Any]], leak_rate: float) -> d
             "leaks_allowed": allowed}
 
 
-def block_summary(records: Sequence[dict[str, Any]], shots: Sequence[Shot]) -> dict[str, Any]:
+def block_summary(records: Sequence[dict[str, Any]], shots: Sequence[Shot],
+                  target_leak_rate: float | None = None) -> dict[str, Any]:
     """Counts, throughput, latency and truth metrics for one set of items (a phase or all)."""
     ok = [s for s in shots if s.ok]
     # Throughput over the block's own span: first send to last answer.
@@ -131,6 +132,8 @@ def block_summary(records: Sequence[dict[str, Any]], shots: Sequence[Shot]) -> d
         "model_versions": dict(Counter(str(r["model_version"]) for r in records
                                        if r["decision"] != ERROR)),
         **truth_metrics(records),
+        "at_target_leak": None if target_leak_rate is None
+        else clear_rate_at_leak(records, target_leak_rate),
     }
 
 

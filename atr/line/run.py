@@ -38,14 +38,16 @@ def scan_request(parcels: list[Parcel]) -> RequestFn:
 
 
 def summarise(phases: list[Phase], parcels: list[Parcel], shots: list[Shot],
-              records: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+              records: list[dict[str, Any]], wall_s: float,
+              target_leak_rate: float | None = None) -> dict[str, Any]:
     per_phase = []
     for ph in phases:
         idx = [i for i, p in enumerate(parcels) if p.phase == ph.index]
         per_phase.append({"phase": ph.index, "name": ph.name, "scanner": ph.scanner,
                           "mix": ph.mix, "ageing_years": ph.ageing_years,
-                          **block_summary([records[i] for i in idx], [shots[i] for i in idx])})
-    overall = block_summary(records, shots)
+                          **block_summary([records[i] for i in idx], [shots[i] for i in idx],
+                                          target_leak_rate)})
+    overall = block_summary(records, shots, target_leak_rate)
     overall["throughput_per_s"] = round(overall["answered"] / wall_s, 2) if wall_s > 0 else None
     return {"overall": overall, "phases": per_phase}
 
@@ -77,7 +79,8 @@ def simulate(cfg: DictConfig) -> dict[str, Any]:
         "render_s": round(render_s, 2),
         "wall_s": round(wall_s, 3),
         "schedule_lag_max_ms": schedule_lag_ms(shots) if rate else None,
-        **summarise(phases, parcels, shots, records, wall_s),
+        **summarise(phases, parcels, shots, records, wall_s,
+                    None if line.target_leak_rate is None else float(line.target_leak_rate)),
     }
     if line.feedback:
         summary["feedback"] = asyncio.run(fb.send_feedback(
@@ -108,13 +111,17 @@ def report_text(summary: dict[str, Any]) -> str:
     lines = [head, f"latency ms: p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  "
                    f"max {lat['max']}",
              "phase                          n  auto-clr paper-clr leaks thr-clr recall "
-             "analyst  p99ms  versions"]
+             "analyst @leak  p99ms  versions"]
     for b in [*summary["phases"], {"name": "all", **o}]:
         lines.append(
             f"{b['name'][:28]:<28} {b['count']:>5} {_pct(b['auto_clear_rate'])} "
             f"{_pct(b['paper_only_clear_rate'])}  {b['leaks']:>4} {b['threats_cleared']:>6} "
             f"{_pct(b['threat_recall_inspect'])} {_pct(b['analyst_load'])} "
+            f"{_pct((b.get('at_target_leak') or {}).get('paper_only_clear_rate'))} "
             f"{b['latency_ms']['p99'] or 0:>6.1f}  {b['model_versions']}")
+    if o.get("at_target_leak"):
+        lines.append(f"@leak: paper-only cleared at a {100 * o['at_target_leak']['leak_rate']:g} % "
+                     "leak rate, threshold set on this run's truth (the policy plays no part)")
     if "feedback" in summary:
         f = summary["feedback"]
         lines.append(f"feedback: {f['stored']}/{f['sent']} stored {f['by_source']}"

@@ -103,6 +103,15 @@ def test_open_loop_drift_drill_with_feedback(line_service, tmp_path: Path) -> No
         assert phase["count"] == per_phase
         for key, value in expected_truth(block).items():
             assert phase[key] == pytest.approx(value), key
+        # at a 0.5 % leak rate 20 items allow no leak: the bar is the best non-paper score
+        # the service returned, whatever the policy decided
+        at = phase["at_target_leak"]
+        bar = max(r["clear_score"] for r in block if not r["paper_only"])
+        paper = [r["clear_score"] for r in block if r["paper_only"]]
+        assert at["leak_rate"] == 0.005 and at["leaks_allowed"] == 0
+        assert at["threshold"] == pytest.approx(bar)
+        assert at["paper_only_clear_rate"] == (
+            None if not paper else pytest.approx(sum(s > bar for s in paper) / len(paper)))
     # latency runs from the due time, so it can only exceed what the service measured itself
     assert all(r["latency_ms"] + 1.0 >= r["service_latency_ms"] for r in records)
 
