@@ -69,8 +69,10 @@ EMBEDDING_CHOICE = (
     "distance: the score is scale-free and its threshold (2 x the stationary maximum) "
     "carries over to the next model, whereas the distance is in the embedding's own units "
     "and the ratio (a share of 20 PCA components) already reaches 0.6 on stationary "
-    "windows, leaving no room for that recipe. Switching to ratio needs its own "
-    "threshold study."
+    "windows, leaving no room for that recipe. Measured as the rule's signal instead "
+    "(ratio, threshold 0.75, same streams): no false alarm in 20 000 items and delays of "
+    "150 (scanner), 100 (ageing), 100 (seasonal), 300-550 (concealment), but the "
+    "stationary windows reached 0.742, a margin of 0.008 under the threshold: not adopted."
 )
 
 
