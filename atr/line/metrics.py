@@ -28,7 +28,6 @@ from atr.taxonomy import Taxonomy
 
 PERCENTILES = (50, 90, 99)
 ERROR = "ERROR"
-CLEAR_SCORE = "paper_only"  # the taxonomy's clear output (Taxonomy.model_outputs[0])
 
 
 def record(parcel: Parcel, shot: Shot, taxonomy: Taxonomy) -> dict[str, Any]:
@@ -41,7 +40,9 @@ def record(parcel: Parcel, shot: Shot, taxonomy: Taxonomy) -> dict[str, Any]:
         "scanner_id": parcel.scanner_id,
         "phase": parcel.phase,
         "decision": body.get("decision", ERROR) if shot.ok else ERROR,
-        "clear_score": (body.get("scores") or {}).get(CLEAR_SCORE) if shot.ok else None,
+        # the clear output's score: model_outputs[0] is the paper-only output
+        "clear_score": (body.get("scores") or {}).get(taxonomy.model_outputs[0])
+        if shot.ok else None,
         "reason": body.get("reason") if shot.ok else shot.error,
         "paper_only": parcel.paper_only,
         "threats": parcel.threats(taxonomy),
