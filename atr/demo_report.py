@@ -29,13 +29,17 @@ def phase_figures(a: dict[str, Any], chunks: list[dict[str, Any]], c: dict[str, 
     """
     drift_records = [r for ch in chunks for r in ch["records"]]
     stages = {"pre_drift": a["records"], "drift": drift_records, "recovered": c["records"]}
-    figures = {name: {k: truth_metrics(recs)[k] for k in KEYS} | {"items": len(recs)}
-               | {"paper_only_clear_rate_at_target_leak":
-                  clear_rate_at_leak(recs, leak_rate)["paper_only_clear_rate"]}
-               for name, recs in stages.items()}
+    figures = {name: _stage(recs, leak_rate) for name, recs in stages.items()}
     return {"stages": figures, "target_leak_rate": leak_rate,
             **_gaps(figures, "paper_only_clear_rate", ""),
             **_gaps(figures, "paper_only_clear_rate_at_target_leak", "_at_target_leak")}
+
+
+def _stage(records: list[dict[str, Any]], leak_rate: float) -> dict[str, Any]:
+    truth = truth_metrics(records)
+    return {**{k: truth[k] for k in KEYS}, "items": len(records),
+            "paper_only_clear_rate_at_target_leak":
+            clear_rate_at_leak(records, leak_rate)["paper_only_clear_rate"]}
 
 
 def _gaps(figures: dict[str, dict], key: str, suffix: str) -> dict[str, float | None]:

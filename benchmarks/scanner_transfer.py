@@ -19,8 +19,7 @@ import json
 import platform
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "runtime" / "bench-transfer"
@@ -49,14 +48,12 @@ def paired_sets(scanners: list[str], count: int, seed: int, size: int) -> dict[s
     return sets
 
 
-def measure(package: Path, dataset: Path, leak_rate: float) -> dict:
+def measure(scorer: Any, dataset: Path, leak_rate: float) -> dict:
     from sklearn.metrics import roc_auc_score
 
     from atr.evaluation.scoring import add_decisions, load_dataset, score_column, score_dataset
-    from atr.inference.onnx_scorer import OnnxScorer
     from atr.line.metrics import clear_rate_at_leak
 
-    scorer = OnnxScorer(package)
     frame = add_decisions(score_dataset(scorer, load_dataset(dataset)), scorer.policy,
                           scorer.outputs)
     paper = frame.paper_only.to_numpy() == 1
@@ -74,6 +71,10 @@ def measure(package: Path, dataset: Path, leak_rate: float) -> dict:
             "at_target_leak": clear_rate_at_leak(records, leak_rate)}
 
 
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.1f} %"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("packages", nargs="+", help="package folders or models:/ references")
@@ -87,14 +88,19 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     sets = paired_sets(args.scanners, args.count, args.seed, args.image_size)
-    results = {ref: {scanner: measure(package_dir(ref), path, args.leak_rate)
-                     for scanner, path in sets.items()} for ref in args.packages}
+    from atr.inference.onnx_scorer import OnnxScorer
+
+    results = {}
+    for ref in args.packages:  # one download and one ONNX session per package
+        scorer = OnnxScorer(package_dir(ref))
+        results[ref] = {scanner: measure(scorer, path, args.leak_rate)
+                        for scanner, path in sets.items()}
     for ref, by_scanner in results.items():
         for scanner, r in by_scanner.items():
             print(f"{ref} {scanner}: AUROC {r['auroc_paper_only']}, policy clears "
                   f"{100 * r['policy_paper_only_clear_rate']:.1f} % (leak "
                   f"{100 * r['policy_leak_rate']:.2f} %, {r['policy_threats_cleared']} threats), "
-                  f"{100 * np.float64(r['at_target_leak']['paper_only_clear_rate']):.1f} % "
+                  f"{_pct(r['at_target_leak']['paper_only_clear_rate'])} "
                   f"at a {100 * args.leak_rate:g} % leak rate")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
