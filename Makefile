@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo data pipeline test test-fast lint bench clean-runtime
+.PHONY: venv demo archive-demo data pipeline test test-fast lint bench clean-runtime
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,8 +21,21 @@ venv: $(STAMP)
 demo: data
 	$(BIN)/atr demo
 
-# One pass of the DVC pipeline (synthesize -> prepare -> train -> evaluate -> register).
-pipeline: data
+# The real-archive loop (atr/archive/demo.py): import a dual-energy archive -> DVC pipeline on
+# it alone (a working copy under runtime/archive-demo) -> gate -> approve -> serve -> replay
+# its test split -> monitor -> replay a new scanner's scans -> a drift event for it.
+#   make archive-demo HUMS=/data/hums NIST=/data/nist/example_images [ARGS='archive.train.max_epochs=5']
+archive-demo: $(STAMP)
+	test -n "$(HUMS)" && test -n "$(NIST)" || { echo "usage: make archive-demo HUMS=DIR NIST=DIR"; exit 2; }
+	$(BIN)/atr archive-demo archive.hums=$(HUMS) archive.nist=$(NIST) $(ARGS)
+
+# One pass of the DVC pipeline (synthesize -> prepare -> train -> evaluate -> register) on
+# the sources of pipelines/params.yaml `dataset.sources`. A fresh clone (no data/ yet) first
+# regenerates the gold set (make data); an office's own archive (atr data import ... into
+# data/imports/<name>) needs no simulator: data/ as it stands is recorded (dvc add), then run.
+pipeline: $(STAMP)
+	test -d data || $(MAKE) data
+	$(BIN)/dvc add -q data
 	cd pipelines && PATH=$(CURDIR)/$(BIN):$$PATH ../$(BIN)/dvc repro
 
 # data/ as data.dvc records it: the gold set is regenerated bit for bit from its seed

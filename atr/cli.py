@@ -31,8 +31,9 @@ class Job:
 JOBS: dict[str, Job] = {
     "data synth": Job("synth", "atr.data.synth:synthesize", "simulate a dataset of X-ray parcels"),
     "data import": Job("import", "atr.data.importers:import_dataset", "import a real dataset"),
-    "prepare": Job("prepare", "atr.data.prepare:run", "base + frontline batches -> training set"),
+    "prepare": Job("prepare", "atr.data.prepare:run", "sources + frontline -> training set"),
     "train": Job("train", "atr.train:run", "train the screening model"),
+    "pretrain": Job("pretrain", "atr.pretrain:run", "pretrain a backbone on simulated data"),
     "evaluate": Job("evaluate", "atr.evaluation.job:run", "calibrate + evaluate a model"),
     "register": Job("register", "atr.registry.register:run", "register the package in MLflow"),
     "gate": Job("gate", "atr.registry.gate:run", "compare @challenger with @champion"),
@@ -46,6 +47,8 @@ JOBS: dict[str, Job] = {
     "labels batch": Job("labels", "atr.monitor.labels_job:batch", "feedback -> frontline batch"),
     "retrain": Job("retrain", "atr.retrain:run", "retrain on base + frontline data, gate"),
     "demo": Job("demo", "atr.demo:run", "the closed loop, end to end"),
+    "archive-demo": Job("archive", "atr.archive.demo:run",
+                        "a real archive end to end, then a new scanner's drift"),
 }
 
 

@@ -14,8 +14,10 @@ from matplotlib.figure import Figure
 
 from atr.line.metrics import clear_rate_at_leak, truth_metrics
 
-KEYS = ("auto_clear_rate", "paper_only_clear_rate", "leak_rate", "threats_cleared",
-        "threat_recall_inspect", "analyst_load")
+# low_risk: the definition (paper_only | no_threat) the served model's CLEAR was calibrated
+# under; leaks and low_risk_clear_rate are counted against it (atr/line/metrics.py).
+KEYS = ("low_risk", "auto_clear_rate", "low_risk_clear_rate", "paper_only_clear_rate",
+        "leak_rate", "threats_cleared", "threat_recall_inspect", "analyst_load")
 
 
 def phase_figures(a: dict[str, Any], chunks: list[dict[str, Any]], c: dict[str, Any],
@@ -30,7 +32,9 @@ def phase_figures(a: dict[str, Any], chunks: list[dict[str, Any]], c: dict[str, 
     drift_records = [r for ch in chunks for r in ch["records"]]
     stages = {"pre_drift": a["records"], "drift": drift_records, "recovered": c["records"]}
     figures = {name: _stage(recs, leak_rate) for name, recs in stages.items()}
+    seen = sorted({d for f in figures.values() if f["low_risk"] for d in f["low_risk"].split("+")})
     return {"stages": figures, "target_leak_rate": leak_rate,
+            "low_risk": "+".join(seen) or None,
             **_gaps(figures, "paper_only_clear_rate", ""),
             **_gaps(figures, "paper_only_clear_rate_at_target_leak", "_at_target_leak")}
 
@@ -121,6 +125,8 @@ border-bottom:1px solid #ddd}}pre{{background:#f6f6f6;padding:8px;overflow:auto}
 after {summary['drift_detected_after_items']} items, {summary['frontline_labels']} frontline
 labels came back, v{summary['v2']} was retrained, gated ({html.escape(summary['gate_v2'])})
 and approved; the service swapped in {summary['swap_seconds']} s.</p>
+<p>Low risk (the evidence CLEAR needs, the definition the served models were calibrated
+under): <b>{html.escape(str(summary.get('low_risk') or 'n/a'))}</b>.</p>
 <h2>Figures per stage (line items, truth from the simulator)</h2>
 <table><tr><th>stage</th>{head}</tr>{rows}</table>
 <h2>Over time</h2><img src="data:image/png;base64,{plot}" width="100%">

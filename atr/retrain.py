@@ -1,11 +1,12 @@
 """`atr retrain`: labelled frontline batches -> DVC pipeline -> @challenger -> gate.
 
 The pipeline is the same one an engineer runs by hand (`cd pipelines && dvc repro`): the
-prepare stage merges the base dataset with the newest frontline batches (weighting and
-recency from pipelines/params.yaml), then train -> evaluate -> register move
-`@challenger`; the gate compares it with `@champion` on the gold set and the newest
-frontline batch. Approval stays a human act: `--auto-approve` (retrain.auto_approve)
-exists for simulations only and is recorded as `approval.mode=auto-simulation`.
+prepare stage merges the sources of `dataset.sources` (simulator recipes, imported archives)
+with the newest frontline batches (weighting and recency from pipelines/params.yaml), then
+train -> evaluate -> register move `@challenger`; the gate compares it with `@champion` on
+the gold set and the newest frontline batch. Approval stays a human act: `--auto-approve`
+(retrain.auto_approve) exists for simulations only and is recorded as
+`approval.mode=auto-simulation`.
 """
 
 from __future__ import annotations

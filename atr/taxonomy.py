@@ -10,6 +10,12 @@ from typing import Any
 import yaml
 
 GROUPS = ("paper", "goods", "threat")
+# What "low risk" (the CLEAR evidence, the model's first output) means:
+#   paper_only: only paper products visible -- the customs screening label (default);
+#   no_threat:  no threat present -- for sources whose threat labels are complete
+#               (public archives label threats, none labels "paper only").
+# Each is also a manifest truth column (1 = positive evidence, 0 = not known to be).
+LOW_RISK_DEFINITIONS = ("paper_only", "no_threat")
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,13 @@ class ClassSpec:
 class Taxonomy:
     name: str
     classes: tuple[ClassSpec, ...]
+    low_risk: str = "paper_only"
+
+    def __post_init__(self) -> None:
+        if self.low_risk not in LOW_RISK_DEFINITIONS:
+            raise ValueError(
+                f"taxonomy low_risk {self.low_risk!r} not one of {LOW_RISK_DEFINITIONS}"
+            )
 
     @property
     def names(self) -> list[str]:
@@ -42,8 +55,8 @@ class Taxonomy:
 
     @property
     def model_outputs(self) -> list[str]:
-        """Heads the screening model predicts: `paper_only` first, then each threat."""
-        return ["paper_only", *self.threats]
+        """Heads the screening model predicts: the low-risk score first, then each threat."""
+        return [self.low_risk, *self.threats]
 
     def spec(self, name: str) -> ClassSpec:
         for c in self.classes:
@@ -62,8 +75,14 @@ class Taxonomy:
         has_other = any(present.get(n, 0) for n in self.names if n not in self.paper)
         return int(has_paper and not has_other)
 
+    def no_threat(self, present: Mapping[str, int]) -> int:
+        """1 when no threat class is present. Only meaningful when the item's threat
+        labels are complete; importers of sources that are not say 0 (fail-safe)."""
+        return int(not any(present.get(n, 0) for n in self.threats))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "classes": [c.__dict__ for c in self.classes]}
+        return {"name": self.name, "low_risk": self.low_risk,
+                "classes": [c.__dict__ for c in self.classes]}
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> Taxonomy:
@@ -84,14 +103,15 @@ class Taxonomy:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"taxonomy: duplicate class name(s) {dupes}")
-        reserved = {"paper_only", "image", "raw", "item_id", "split", "scanner_id", "source",
-                    "width", "height", "boxes", "meta"}
+        reserved = {*LOW_RISK_DEFINITIONS, "image", "raw", "item_id", "split", "scanner_id",
+                    "source", "width", "height", "boxes", "meta"}
         clash = sorted(reserved & set(names))
         if clash:
             raise ValueError(f"taxonomy: class name(s) {clash} clash with manifest columns")
         if not any(s.group == "paper" for s in specs):
             raise ValueError("taxonomy needs at least one paper class")
-        return cls(name=str(cfg.get("name", "custom")), classes=tuple(specs))
+        return cls(name=str(cfg.get("name", "custom")), classes=tuple(specs),
+                   low_risk=str(cfg.get("low_risk") or "paper_only"))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Taxonomy:

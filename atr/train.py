@@ -68,6 +68,8 @@ def build_model(cfg: DictConfig, taxonomy: Taxonomy, pos_weight: list[float]) ->
         hard_negative_weight=float(m.hard_negative_weight),
         hard_negative_fraction=float(m.hard_negative_fraction),
         channels_last=bool(m.channels_last),
+        tile_grid=int(m.tiles.grid),
+        tile_size=None if m.tiles.size is None else int(m.tiles.size),
     )
 
 
@@ -139,7 +141,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     # A resumed run restores its own weights and schedule; a warm start only the weights.
     init = None if ckpt_path else warm_start(cfg, model)
-    if init:
+    # Fine-tuning the same model takes the short schedule; a pretrained backbone under a
+    # fresh head trains on the run's own schedule (model.lr, trainer.max_epochs).
+    if init and str(cfg.train.get("init_scope", "all")) == "all":
         model.hparams.lr = float(cfg.train.finetune.lr)
         trainer_kwargs["max_epochs"] = int(cfg.train.finetune.max_epochs)
 

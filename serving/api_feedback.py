@@ -2,6 +2,15 @@
 
 Authenticated by `X-API-Key` (keys from serve.api_keys and $ATR_API_KEYS); with no key
 configured every call is refused: labels steer retraining, so they are never anonymous.
+
+Label keys: the served model's taxonomy classes and both low-risk truths (`paper_only`,
+`no_threat`), so whichever definition the served model clears on (its first output) is
+in the stored labels whenever the verdict settles it: a missing truth is derived when
+the classes settle it (every class given: both; every threat given: `no_threat`; a
+positive non-paper class: `paper_only = 0`; a positive threat: `no_threat = 0`;
+`paper_only = 1`: `no_threat = 1`). A verdict
+that contradicts itself (`no_threat = 1` with a threat, `paper_only = 1` with a non-paper
+class or with `no_threat = 0`) is refused (422), naming the label.
 """
 
 from __future__ import annotations
@@ -16,11 +25,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atr.taxonomy import Taxonomy, default_taxonomy
+from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy, default_taxonomy
 from serving.state import ServiceState
 
 router = APIRouter()
-PAPER_ONLY = "paper_only"
+PAPER_ONLY, NO_THREAT = LOW_RISK_DEFINITIONS
 
 
 class FeedbackIn(BaseModel):
@@ -48,13 +57,32 @@ def _taxonomy(state: ServiceState) -> Taxonomy:
 def _check_labels(labels: dict[str, int], taxonomy: Taxonomy) -> dict[str, int]:
     if not labels:
         raise ValueError("labels: name at least one class")
-    unknown = sorted(set(labels) - {*taxonomy.names, PAPER_ONLY})
+    allowed = [*taxonomy.names, *LOW_RISK_DEFINITIONS]
+    unknown = sorted(set(labels) - set(allowed))
     if unknown:
         raise ValueError(f"labels.{unknown[0]}: unknown class {unknown[0]!r} (taxonomy "
-                         f"{taxonomy.name!r}: {', '.join(taxonomy.names)}, {PAPER_ONLY})")
+                         f"{taxonomy.name!r}: {', '.join(allowed)})")
     out = {k: int(v) for k, v in labels.items()}
-    if PAPER_ONLY not in out and set(taxonomy.names) <= set(out):
-        out[PAPER_ONLY] = int(taxonomy.paper_only(out))  # complete labels imply it
+    given = set(out)
+    threat = next((t for t in taxonomy.threats if out.get(t)), None)
+    other = next((c for c in taxonomy.names if c not in taxonomy.paper and out.get(c)), None)
+    if out.get(NO_THREAT) and threat:
+        raise ValueError(f"labels.{NO_THREAT}: 1 contradicts {threat} = 1")
+    if out.get(PAPER_ONLY) and other:
+        raise ValueError(f"labels.{PAPER_ONLY}: 1 contradicts {other} = 1")
+    if out.get(PAPER_ONLY) and out.get(NO_THREAT) == 0:
+        raise ValueError(f"labels.{PAPER_ONLY}: 1 contradicts {NO_THREAT} = 0 (paper only "
+                         "means no threat)")
+    # Derive what the classes settle: a positive is evidence on its own, a zero only when
+    # every class that could make the flag false was given.
+    if NO_THREAT not in out and (threat or set(taxonomy.threats) <= given):
+        out[NO_THREAT] = int(threat is None)
+    if NO_THREAT not in out and out.get(PAPER_ONLY):
+        out[NO_THREAT] = 1  # only paper products: no threat
+    if PAPER_ONLY not in out and (other or set(taxonomy.names) <= given):
+        out[PAPER_ONLY] = int(taxonomy.paper_only(out))
+    if PAPER_ONLY not in out and out.get(NO_THREAT) == 0:
+        out[PAPER_ONLY] = 0  # a threat item is never paper-only
     return out
 
 

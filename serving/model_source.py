@@ -52,6 +52,10 @@ class LoadedModel:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "alias": self.alias,
                 "loaded_at": self.loaded_at.isoformat(), "outputs": list(self.scorer.outputs),
+                # what a client must send: the manifest column the model reads (image:
+                # pseudo-colour; raw: the dual-energy pair), as the line does
+                "input": {"representation": self.scorer.preprocess.representation,
+                          "column": self.scorer.preprocess.input_column},
                 "sha256": dict(self.sha256)}
 
 
@@ -138,8 +142,7 @@ def verify_package(package: Path, tags: dict[str, str]) -> dict[str, str]:
 def warm_up(model: LoadedModel) -> None:
     """One inference on a blank image: ONNX Runtime allocates on its first run, so the first
     parcel after a swap does not pay for it; also proves the network runs at all."""
-    size = model.scorer.preprocess.input_size
-    scores, emb = model.scorer.score_images([np.full((size, size, 3), 255, np.uint8)])
+    scores, emb = model.scorer.score_images([model.scorer.preprocess.blank()])
     if scores.shape != (1, len(model.scorer.outputs)) or not np.all(np.isfinite(scores)):
         raise CandidateError(f"{model.name} v{model.version}: warm-up gave scores {scores}")
     log.debug("warm-up of v%s: embedding %s", model.version, emb.shape)

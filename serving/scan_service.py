@@ -118,7 +118,9 @@ class ScanService:
         max_pixels = self.settings.max_pixels or (model.max_pixels if model
                                                   else DEFAULT_MAX_PIXELS)
         try:
-            scan.image = decode_image(scan.data, max_pixels=max_pixels)  # type: ignore[arg-type]
+            # The model's own representation decodes (pseudo-colour or dual-energy raw).
+            decode = model.scorer.preprocess.decode if model else decode_image
+            scan.image = decode(scan.data, max_pixels=max_pixels)  # type: ignore[arg-type]
         except ImageDecodeError as exc:
             # decode_image refuses pixel bombs with this message before allocating them.
             too_large = str(exc).startswith("image too large")
@@ -128,7 +130,8 @@ class ScanService:
             log.exception("decoder failed on item %s", scan.item_id)
             scan.failure = IMAGE_UNREADABLE
             return
-        scan.image_stats = image_stats(scan.image)
+        scan.image_stats = image_stats(
+            model.scorer.preprocess.display(scan.image) if model else scan.image)
 
     # --- event loop ---------------------------------------------------------------------
     async def decide(self, item: ScanInput, started: float) -> dict[str, Any]:

@@ -3,6 +3,7 @@ second `dvc repro` with nothing changed runs nothing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     version = client.get_model_version_by_alias("atr-test", "challenger")
     assert str(version.version) == str(registered["version"])
     assert version.tags["sha256.model.onnx"]
+    # the default params: one simulator source, rendered by synthesize, assembled by prepare
+    info = json.loads((repo / "artifacts" / "dataset" / "dataset.json").read_text())
+    assert [(s["name"], s["kind"], s["items"]) for s in info["sources"]] == [
+        ("synthetic", "simulator", 360)]
     lock = yaml.safe_load((repo / "pipelines" / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"synthesize", "prepare", "train", "evaluate", "register"}
 

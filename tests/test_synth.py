@@ -46,6 +46,10 @@ def test_dataset_layout_labels_and_schema(tiny_dataset: Path) -> None:
     expected = (df[taxonomy.paper].max(axis=1) == 1) & (df[non_paper].max(axis=1) == 0)
     assert (df.paper_only == expected.astype(int)).all()
     assert 0 < df.paper_only.mean() < 1
+    # the simulator labels every object, so no_threat is exactly "no threat class present"
+    assert (df.no_threat == (df[taxonomy.threats].max(axis=1) == 0).astype(int)).all()
+    assert (df.no_threat[df.paper_only == 1] == 1).all()
+    assert df.no_threat.sum() > df.paper_only.sum()
     assert df[taxonomy.threats].to_numpy().sum() > 0
 
 

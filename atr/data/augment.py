@@ -12,6 +12,11 @@ thickness, so:
   * geometry is free (bags lie any way round on the belt): flips, 90 degree
     turns, small affine moves with the empty-belt white as border fill;
   * small sensor noise and blur (focal spot, belt motion).
+
+The `dual_energy` representation (float32 HxWx2 attenuation, air = 0) takes the same
+steps in its own units: the gain step scales and shifts the attenuation directly, the
+border fill is 0 (air), and the noise is drawn per detector layer, as each layer's
+photon noise is its own.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import numpy as np
 
 # Pixel value of "no attenuation" (empty belt) in the pseudo-colour display.
 AIR = 255
+# ... and in the dual-energy representation (attenuation of air).
+AIR_ATTENUATION = 0.0
 
 
 class AttenuationGain(A.ImageOnlyTransform):
@@ -54,6 +61,8 @@ class AttenuationGain(A.ImageOnlyTransform):
         }
 
     def apply(self, img: np.ndarray, g: float = 1.0, b: float = 0.0, **params: Any) -> np.ndarray:
+        if img.dtype == np.float32:  # dual-energy attenuation: the mapping itself
+            return np.maximum(img * np.float32(g) + np.float32(b), 0.0).astype(np.float32)
         return cv2.LUT(img, attenuation_lut(g, b))
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -68,7 +77,28 @@ def attenuation_lut(g: float, b: float) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def build_augment(cfg: Mapping[str, Any] | None) -> A.Compose:
+class LayerNoise(A.ImageOnlyTransform):
+    """Gaussian noise on float32 attenuation, drawn independently per detector layer."""
+
+    def __init__(self, std: tuple[float, float] = (0.01, 0.03), p: float = 0.5) -> None:
+        super().__init__(p=p)
+        self.std = (float(std[0]), float(std[1]))
+
+    def get_params(self) -> dict[str, float]:
+        return {"sigma": self.py_random.uniform(*self.std),
+                "seed": self.py_random.randrange(2**31)}
+
+    def apply(self, img: np.ndarray, sigma: float = 0.0, seed: int = 0,
+              **params: Any) -> np.ndarray:
+        noise = np.random.default_rng(seed).normal(0.0, sigma, img.shape).astype(np.float32)
+        return np.maximum(img + noise, 0.0).astype(np.float32)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("std",)
+
+
+def build_augment(cfg: Mapping[str, Any] | None,
+                  representation: str = "pseudo_colour") -> A.Compose:
     """Pipeline from conf/augment/: every step has a probability `p`; absent or p=0 = off.
 
     The schema is closed on purpose (no free list of albumentations classes):
@@ -78,6 +108,8 @@ def build_augment(cfg: Mapping[str, Any] | None) -> A.Compose:
     if not cfg.pop("enabled", True):
         return A.Compose([])
     steps: list[A.BasicTransform] = []
+    dual = representation == "dual_energy"
+    air = AIR_ATTENUATION if dual else AIR
     known = {"hflip", "vflip", "rot90", "affine", "attenuation", "noise", "blur"}
     unknown = sorted(set(cfg) - known)
     if unknown:
@@ -96,7 +128,7 @@ def build_augment(cfg: Mapping[str, Any] | None) -> A.Compose:
                 translate_percent=(-aff.get("translate", 0.05), aff.get("translate", 0.05)),
                 rotate=(-aff.get("rotate", 10), aff.get("rotate", 10)),
                 border_mode=cv2.BORDER_CONSTANT,
-                fill=AIR,  # what the scanner sees around a parcel: nothing
+                fill=air,  # what the scanner sees around a parcel: nothing
                 p=float(aff["p"]),
             )
         )
@@ -108,7 +140,9 @@ def build_augment(cfg: Mapping[str, Any] | None) -> A.Compose:
                 p=float(att["p"]),
             )
         )
-    if (noise := cfg.get("noise")) and noise.get("p", 0):
+    if (noise := cfg.get("noise")) and noise.get("p", 0) and dual:
+        steps.append(LayerNoise(std=tuple(noise.get("std", (0.01, 0.03))), p=float(noise["p"])))
+    elif noise and noise.get("p", 0):
         # One noise field for all channels: independent per-channel noise would
         # perturb the hue, i.e. the material estimate.
         steps.append(

@@ -1,8 +1,8 @@
 """LightningDataModule over an ATR dataset folder (manifest splits, serving's preprocessing).
 
-Each sample goes decode_image -> augmentation (uint8 RGB, train only) ->
-PreprocessSpec.prepare, the very function serving calls, so train and serve
-see identically mapped pixels.
+Each sample goes PreprocessSpec.decode -> augmentation (train only; uint8 RGB or
+float32 attenuation, by representation) -> PreprocessSpec.prepare, the very functions
+serving calls, so train and serve see identically mapped pixels.
 
 Class imbalance: handled with BCE `pos_weight` (negatives/positives per threat
 output, from the train split, capped), not a weighted sampler. The task is
@@ -10,7 +10,8 @@ multi-label: a sampler draws whole items, so oversampling a rare threat also
 oversamples whatever rides with it and skews the `paper_only` prior; a
 per-output weight fixes each output's balance independently and keeps every
 epoch a plain pass over the data (DDP's distributed sampler stays simple too).
-`paper_only` keeps weight 1 by default (`paper_pos_weight`): it is not rare, and
+The low-risk output (`paper_only` or `no_threat`, the taxonomy's `low_risk`) keeps
+weight 1 by default (`paper_pos_weight`): it is not rare, and
 up-weighting paper evidence would push non-paper items towards CLEAR, the one
 error the policy must keep below its leak bound.
 """
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader, get_worker_info
 
 from atr.data.augment import build_augment
 from atr.data.manifest import Dataset, read_dataset
-from atr.inference.preprocess import PreprocessSpec, decode_image
+from atr.inference.preprocess import PreprocessSpec
 from atr.taxonomy import Taxonomy
 
 
@@ -62,7 +63,7 @@ class ScreeningImages(torch.utils.data.Dataset):
     def _decoded(self, index: int) -> np.ndarray:
         rgb = self._cache.get(index)
         if rgb is None:
-            rgb = decode_image(self.paths[index])
+            rgb = self.spec.decode(self.paths[index])
             if self._cached_bytes + rgb.nbytes <= self.cache_bytes:
                 self._cache[index] = rgb
                 self._cached_bytes += rgb.nbytes
@@ -154,18 +155,30 @@ class ScreeningDataModule(L.LightningDataModule):
         ds = self.load()
         if self.imbalance == "none":
             return [1.0] * len(self.outputs)
-        weight = pos_weight_from(ds.targets(ds.split("train")), self.pos_weight_cap)
+        weight = pos_weight_from(ds.targets(ds.split("train"), outputs=self.outputs),
+                                 self.pos_weight_cap)
         if self.paper_pos_weight is not None:
-            weight[self.outputs.index("paper_only")] = self.paper_pos_weight
+            weight[0] = self.paper_pos_weight  # outputs[0]: the low-risk output
         return weight.tolist()
 
     def split_dataset(self, name: str, *, train: bool = False) -> ScreeningImages:
         ds = self.load()
         rows = ds.split(name)
-        transform = build_augment(self.augment_cfg) if train else None
+        transform = build_augment(self.augment_cfg, self.spec.representation) if train else None
         if transform is not None:
             transform.set_random_seed(self.seed)  # used as is when num_workers=0
-        return ScreeningImages(ds.image_paths(rows), ds.targets(rows), self.spec, transform,
+        column = self.spec.input_column  # "raw" for dual-energy input
+        missing = rows[column].isna()
+        if missing.any():
+            raise ValueError(
+                f"dataset {self.dataset_dir}: {int(missing.sum())} {name} item(s) have no "
+                f"{column!r} file (first: {rows.loc[missing, 'item_id'].iloc[0]}); the "
+                f"{self.spec.representation} representation reads it"
+            )
+        paths = [ds.root / p for p in rows[column]]
+        # The training config's taxonomy decides the low-risk definition, not the dataset's.
+        return ScreeningImages(paths, ds.targets(rows, outputs=self.outputs), self.spec,
+                               transform,
                                cache_mb=self.cache_mb)
 
     def setup(self, stage: str | None = None) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from atr.data.label_completeness import META_KEY, row_completeness
 from atr.data.manifest import (
     SPLITS,
     manifest_columns,
@@ -100,12 +101,19 @@ class DatasetWriter:
         scanner_id: str,
         labels: dict[str, int],
         paper_only: int | None = None,
+        no_threat: int | None = None,
         boxes: list[dict[str, Any]] | None = None,
         meta: dict[str, Any] | None = None,
         width: int | None = None,
         height: int | None = None,
     ) -> str:
-        """Store one image; returns its path relative to the dataset folder."""
+        """Store one image; returns its path relative to the dataset folder.
+
+        `raw`: the dual-energy pair as uint16 2HxW, low-energy image on top (stored as a
+        16-bit PNG, values exact). `paper_only` / `no_threat` None: derived from `labels`
+        under the row's label completeness, `meta["complete_labels"]` if given, else
+        complete (the simulator's and analysts' labels are); see label_completeness.py.
+        """
         if self.tmp_dir is None:
             raise RuntimeError("DatasetWriter.add outside its `with` block")
         if item_id in self._ids:
@@ -145,6 +153,15 @@ class DatasetWriter:
             raw_rel = f"{batch}/{n:06d}.raw.png"
             (self.tmp_dir / raw_rel).write_bytes(encode_png(raw))
         flags = {c: int(labels.get(c, 0)) for c in self.taxonomy.names}
+        try:
+            completeness = row_completeness(meta or {})
+            completeness.check(self.taxonomy, where=f"meta[{META_KEY!r}]")
+        except ValueError as e:
+            raise ValueError(f"item {item_id!r}: {e}") from None
+        if paper_only is None:
+            paper_only = completeness.paper_only(flags, self.taxonomy)
+        if no_threat is None:
+            no_threat = completeness.no_threat(flags, self.taxonomy)
         self._ids.add(item_id)
         self._rows.append(
             {
@@ -157,9 +174,8 @@ class DatasetWriter:
                 "width": int(width),
                 "height": int(height),
                 **flags,
-                "paper_only": self.taxonomy.paper_only(flags)
-                if paper_only is None
-                else int(paper_only),
+                "paper_only": int(paper_only),
+                "no_threat": int(no_threat),
                 "boxes": json.dumps(boxes or [], separators=(",", ":")),
                 "meta": json.dumps(meta or {}, sort_keys=True, separators=(",", ":")),
             }
@@ -170,7 +186,7 @@ class DatasetWriter:
         assert self.tmp_dir is not None
         cols = manifest_columns(self.taxonomy)
         df = pd.DataFrame(self._rows, columns=cols)
-        df = df.astype({c: "int8" for c in [*self.taxonomy.names, "paper_only"]})
+        df = df.astype({c: "int8" for c in [*self.taxonomy.names, "paper_only", "no_threat"]})
         df = df.astype({"width": "int64", "height": "int64", "raw": object})
         df["raw"] = df["raw"].where(df["raw"].notna(), None)
         df = validate_manifest(

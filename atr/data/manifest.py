@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,17 @@ from atr.data.manifest_checks import (
     describe_failures,
     missing_files,
 )
-from atr.taxonomy import Taxonomy
+from atr.data.manifest_upgrade import UPGRADABLE, upgrade_manifest
+from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 
 MANIFEST_FILE = "manifest.parquet"
 DATASET_FILE = "dataset.json"
-SCHEMA_VERSION = 1
+# 2: the `no_threat` truth column (after `paper_only`) and `meta["complete_labels"]`.
+# Version 1 folders (e.g. frontline batches of an existing install) are upgraded when read,
+# in memory only: DVC-tracked files keep their bytes (atr/data/manifest_upgrade.py).
+SCHEMA_VERSION = 2
 HEAD_COLUMNS = ("image", "raw", "item_id", "split", "scanner_id", "source", "width", "height")
-TAIL_COLUMNS = ("paper_only", "boxes", "meta")
+TAIL_COLUMNS = ("paper_only", "no_threat", "boxes", "meta")
 MAX_REPORTED = 20  # problems listed in one error; the rest are counted
 
 
@@ -65,6 +70,7 @@ def manifest_schema(taxonomy: Taxonomy) -> pa.DataFrameSchema:
     }
     cols.update({name: pa.Column("int8", flag) for name in taxonomy.names})
     cols["paper_only"] = pa.Column("int8", flag)
+    cols["no_threat"] = pa.Column("int8", flag)
     cols["boxes"] = pa.Column(str)
     cols["meta"] = pa.Column(str)
     return pa.DataFrameSchema(cols, strict=True, ordered=True, name="atr-manifest")
@@ -134,10 +140,25 @@ class Dataset:
         rows = self.manifest if rows is None else rows
         return [self.root / p for p in rows["image"]]
 
-    def targets(self, rows: pd.DataFrame | None = None) -> np.ndarray:
-        """float32 N x len(model_outputs): the screening model's training targets."""
+    def targets(
+        self, rows: pd.DataFrame | None = None, outputs: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """float32 N x len(outputs): the screening model's training targets.
+
+        `outputs` is the model's output list (its taxonomy's `model_outputs`, which
+        names the low-risk definition it is trained for); the default is this dataset's
+        stored taxonomy, whose low-risk definition may not be the model's.
+        """
         rows = self.manifest if rows is None else rows
-        return rows[self.taxonomy.model_outputs].to_numpy(np.float32)
+        outputs = list(self.taxonomy.model_outputs if outputs is None else outputs)
+        known = {*LOW_RISK_DEFINITIONS, *self.taxonomy.names}
+        unknown = [o for o in outputs if o not in known]
+        if unknown:
+            raise ValueError(
+                f"{self.root}: model output(s) {unknown} are not manifest truth columns "
+                f"({', '.join(sorted(known))})"
+            )
+        return rows[outputs].to_numpy(np.float32)
 
 
 def read_dataset(path: str | Path, taxonomy: Taxonomy | None = None) -> Dataset:
@@ -157,9 +178,11 @@ def read_dataset(path: str | Path, taxonomy: Taxonomy | None = None) -> Dataset:
         version = info["schema_version"]
     except (ValueError, KeyError, TypeError) as e:
         raise ManifestError(str(info_path), [f"unreadable dataset description ({e})"]) from e
-    if version != SCHEMA_VERSION:
+    if version not in (*UPGRADABLE, SCHEMA_VERSION):
         raise ManifestError(
-            str(info_path), [f"schema_version {version}, expected {SCHEMA_VERSION}"]
+            str(info_path),
+            [f"schema_version {version!r} is not one this ATR reads ({UPGRADABLE[0]}.."
+             f"{SCHEMA_VERSION}): written by a newer ATR? upgrade ATR (pip install -e .)"],
         )
     if taxonomy is not None and taxonomy.names != stored.names:
         raise ManifestError(
@@ -170,6 +193,12 @@ def read_dataset(path: str | Path, taxonomy: Taxonomy | None = None) -> Dataset:
         df = pd.read_parquet(manifest_path)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise ManifestError(str(manifest_path), [f"unreadable Parquet ({e})"]) from e
+    if version != SCHEMA_VERSION:
+        try:
+            df = upgrade_manifest(df, version, stored)
+        except ValueError as e:
+            raise ManifestError(str(manifest_path), [str(e)]) from None
+        info = {**info, "upgraded_from": version}
     df = validate_manifest(df, stored, source=str(manifest_path), root=root, check_files=True)
     return Dataset(root=root, manifest=df, taxonomy=stored, info=info)
 

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from atr.data.label_completeness import META_KEY, row_completeness
 from atr.taxonomy import Taxonomy
 
 SPLITS = ("train", "val", "calib", "test")
@@ -59,6 +60,7 @@ def cross_field_problems(df: pd.DataFrame, taxonomy: Taxonomy) -> list[str]:
     for i in np.flatnonzero(claims):
         present = [n for n in not_paper if df[n].iat[i] == 1]
         problems.append(f"{_row(df, i)}: field 'paper_only': 1 but non-paper class(es) {present}")
+    problems += _low_risk_problems(df, taxonomy)
     names = set(taxonomy.names)
     for i, (boxes, meta, w, h) in enumerate(
         zip(df["boxes"], df["meta"], df["width"], df["height"], strict=True)
@@ -71,12 +73,51 @@ def cross_field_problems(df: pd.DataFrame, taxonomy: Taxonomy) -> list[str]:
                     f"{_row(df, i)}: field {label!r}: 0 but a box is labelled {label!r}"
                 )
         try:
-            ok = isinstance(json.loads(meta), dict)
+            parsed = json.loads(meta)
         except (TypeError, ValueError):
-            ok = False
-        if not ok:
+            parsed = None
+        if not isinstance(parsed, dict):
             problems.append(f"{_row(df, i)}: field 'meta': not a JSON object: {meta!r:.80}")
+        else:
+            problems += [f"{_row(df, i)}: {m}" for m in _evidence_problems(df, i, parsed, taxonomy)]
     return problems
+
+
+def _low_risk_problems(df: pd.DataFrame, taxonomy: Taxonomy) -> list[str]:
+    """no_threat = 1 contradicts any threat; paper_only = 1 implies no_threat = 1."""
+    out = []
+    threats = df[taxonomy.threats].to_numpy() == 1
+    no_threat, paper_only = df["no_threat"].to_numpy() == 1, df["paper_only"].to_numpy() == 1
+    for i in np.flatnonzero(no_threat & threats.any(axis=1)):
+        present = [t for t, on in zip(taxonomy.threats, threats[i], strict=True) if on]
+        out.append(f"{_row(df, i)}: field 'no_threat': 1 but threat class(es) {present}")
+    for i in np.flatnonzero(paper_only & ~no_threat):
+        out.append(f"{_row(df, i)}: field 'no_threat': 0 but paper_only is 1 (only paper "
+                   "present means no threat present)")
+    return out
+
+
+def _evidence_problems(
+    df: pd.DataFrame, i: int, meta: dict, taxonomy: Taxonomy
+) -> list[str]:
+    """A recorded `complete_labels` must back every absence the row claims."""
+    if META_KEY not in meta:
+        return []
+    try:
+        completeness = row_completeness(meta)
+        completeness.check(taxonomy, where=f"meta[{META_KEY!r}]")
+    except ValueError as e:
+        return [f"field 'meta': {e}"]
+    complete = completeness.classes(taxonomy)
+    out = []
+    setting = completeness.to_json()
+    if df["paper_only"].iat[i] == 1 and not set(taxonomy.names) - set(taxonomy.paper) <= complete:
+        out.append(f"field 'paper_only': 1 but complete_labels {setting!r} does not cover "
+                   "every non-paper class")
+    if df["no_threat"].iat[i] == 1 and not set(taxonomy.threats) <= complete:
+        out.append(f"field 'no_threat': 1 but complete_labels {setting!r} does not cover "
+                   "every threat class")
+    return out
 
 
 def _path_problem(p: str) -> str | None:

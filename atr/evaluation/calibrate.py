@@ -1,6 +1,6 @@
 """The pipeline's `evaluate` stage: calibrate a package's policy, then evaluate it.
 
-    calib split -> policy.json (into the package)
+    calib split -> policy.json (into the package; triage only when the split is too small)
     val split   -> reference.parquet (into the package; the drift monitor's baseline)
     test split  -> metrics.json + plots (into evaluate.out_dir)
     package.json (sha256 of every package file) last, once the package is complete.
@@ -56,17 +56,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     calib = score_dataset(scorer, dataset, ["calib"], batch_size)
     calib_scores = score_matrix(calib, outputs)
-    # InsufficientCalibrationError propagates: the stage fails and no policy is written.
-    policy = calibrate_policy(
-        calib_scores,
-        calib["paper_only"].to_numpy(),
-        calib[threats].to_numpy(),
-        outputs,
-        policy_cfg,
-    )
+    low_risk = calib[outputs[0]].to_numpy()  # the truth of the model's low-risk definition
+    # Too small a split gives a triage-only policy (never CLEARs, its warning first); with
+    # policy.on_insufficient=error InsufficientCalibrationError propagates: the stage fails
+    # and no policy is written.
+    policy = calibrate_policy(calib_scores, low_risk, calib[threats].to_numpy(), outputs,
+                              policy_cfg)
     if "scanner_id" in calib.columns:
         coverage, uncovered = scanner_coverage(
-            calib_scores, calib["paper_only"].to_numpy(),
+            calib_scores, low_risk,
             calib[threats].to_numpy().any(axis=1), calib["scanner_id"].tolist(), policy,
             policy_cfg,
         )
@@ -86,7 +84,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "package": str(package.resolve()),
         "dataset": str(dataset_dir.resolve()),
         "split": split,
-        **report,
+        **report,  # low_risk and policy_mode first
+
         "calibration": policy.calibration,
         "policy_warnings": list(policy.warnings),
     }
@@ -98,6 +97,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     manifest = write_package_manifest(package, str(ev.model_name), dataset_dir)
     pol = report["policy"]
     return {
+        # What the printed summary must say first: the definition CLEAR was calibrated
+        # under, and whether the policy may CLEAR at all (its first warning says why not).
+        "low_risk": policy.low_risk,
+        "policy_mode": policy.mode,
         "package": str(package),
         "policy": str(package / POLICY_FILE),
         "reference": str(package / REFERENCE_FILE),
@@ -118,29 +121,28 @@ def write_plots(
 ) -> list[Path]:
     from atr.inference.preprocess import decode_image
 
-    threats = outputs[1:]
-    samples = sample_rows(frame, threats)
+    samples = sample_rows(frame, outputs)
     images = [decode_image(Path(root) / p) for p in samples["image"]]
     return [
         plots.plot_roc_pr(frame, outputs, out_dir / "roc_pr.png"),
-        plots.plot_decision_confusion(frame, threats, out_dir / "decision_confusion.png"),
+        plots.plot_decision_confusion(frame, outputs, out_dir / "decision_confusion.png"),
         plots.plot_reliability(frame, outputs, out_dir / "reliability.png"),
         plots.plot_leak_vs_clear(frame, policy, outputs, out_dir / "leak_vs_auto_clear.png"),
         plots.plot_sample_grid(samples, images, outputs, out_dir / "samples.png"),
     ]
 
 
-def sample_rows(frame: pd.DataFrame, threats: list[str]) -> pd.DataFrame:
+def sample_rows(frame: pd.DataFrame, outputs: list[str]) -> pd.DataFrame:
     """A few items of each (decision, truth group) pair, in manifest order (reproducible).
 
     Pairing with the truth shows the errors too (a threat item REVIEWed, a paper
     item INSPECTed), not only the easy cases.
     """
-    groups = plots.truth_group(frame, threats)
+    groups = plots.truth_group(frame, outputs)
     picks = [
         frame[(frame["decision"] == d) & (groups == g)].head(SAMPLES_PER_CELL)
         for d in plots.DECISIONS
-        for g in plots.TRUTH_GROUPS
+        for g in plots.truth_groups(outputs)
     ]
     return pd.concat(picks).head(MAX_SAMPLES).reset_index(drop=True)
 

@@ -34,6 +34,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     atomic_write_text(out_dir / f"report_{split}.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / f"report_{split}.md", report_markdown({"package": report}))
     return {
+        "low_risk": report["low_risk"],  # the definition the package was calibrated under
+        "policy_mode": report["policy_mode"],
         "report": str(out_dir / f"report_{split}.json"),
         "package": str(package),
         "auto_clear_rate": report["policy"]["auto_clear_rate"],

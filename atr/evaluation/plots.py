@@ -7,7 +7,6 @@ one file; matplotlib's Agg backend so that it runs headless in the pipeline.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,24 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 from atr.evaluation.scoring import score_column, score_matrix  # noqa: E402
 
 DECISIONS = ("CLEAR", "REVIEW", "INSPECT")
-# The names atr.policy.safety_metrics.truth_category uses, so plots and report agree.
-TRUTH_GROUPS = ("paper_only", "goods", "threat")
 
 
-def truth_group(frame: pd.DataFrame, threats: Sequence[str]) -> np.ndarray:
-    """What each item really is, in the three groups the decisions are judged by."""
+def truth_groups(outputs: Sequence[str]) -> tuple[str, str, str]:
+    """The three truth groups of the low-risk definition outputs[0], as the report names
+    them (atr.policy.safety_metrics.TRUTH_GROUPS), so plots and report agree."""
+    from atr.policy.safety_metrics import truth_categories
+
+    return truth_categories(outputs[0])
+
+
+def truth_group(frame: pd.DataFrame, outputs: Sequence[str]) -> np.ndarray:
+    """What each item really is, in the three groups the decisions are judged by; the
+    low-risk truth is the column outputs[0], the threats outputs[1:]."""
     from atr.policy.safety_metrics import truth_category
 
-    truth = frame[list(threats)].to_numpy().reshape(len(frame), len(threats))
-    return truth_category(frame["paper_only"].to_numpy(), truth)
+    threats = list(outputs[1:])
+    truth = frame[threats].to_numpy().reshape(len(frame), len(threats))
+    return truth_category(frame[outputs[0]].to_numpy(), truth, outputs[0])
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -64,11 +71,11 @@ def plot_roc_pr(frame: pd.DataFrame, outputs: Sequence[str], path: Path) -> Path
     return _save(fig, path)
 
 
-def plot_decision_confusion(frame: pd.DataFrame, threats: Sequence[str], path: Path) -> Path:
-    groups = truth_group(frame, threats)
+def plot_decision_confusion(frame: pd.DataFrame, outputs: Sequence[str], path: Path) -> Path:
+    groups, names = truth_group(frame, outputs), truth_groups(outputs)
     counts = np.array(
         [[int(((groups == g) & (frame["decision"] == d)).sum()) for d in DECISIONS]
-         for g in TRUTH_GROUPS]
+         for g in names]
     )
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.imshow(counts, cmap="Blues")
@@ -76,8 +83,9 @@ def plot_decision_confusion(frame: pd.DataFrame, threats: Sequence[str], path: P
         ax.text(j, i, str(counts[i, j]), ha="center", va="center",
                 color="white" if counts[i, j] > counts.max() / 2 else "black")
     ax.set_xticks(range(len(DECISIONS)), DECISIONS)
-    ax.set_yticks(range(len(TRUTH_GROUPS)), TRUTH_GROUPS)
-    ax.set(xlabel="decision", ylabel="truth", title="decisions by truth group")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="decision", ylabel="truth",
+           title=f"decisions by truth group (low risk = {outputs[0]})")
     return _save(fig, path)
 
 
@@ -104,15 +112,20 @@ def plot_reliability(
 def leak_clear_curve(frame: pd.DataFrame, policy: Any, outputs: Sequence[str]) -> pd.DataFrame:
     """Auto-clear rate and leak rate as the clear threshold sweeps, other thresholds fixed.
 
-    Leak rate: share of non-paper-only items decided CLEAR. The threat thresholds
-    and guards stay as calibrated, so the curve shows what moving only the
-    clear threshold would trade.
+    Leak rate: share of items not low risk (outputs[0] == 0) decided CLEAR. The threat
+    thresholds and guards stay as calibrated, so the curve shows what moving only the
+    clear threshold would trade (for a triage-only policy: what CLEAR would trade were
+    it certified).
     """
     scores = score_matrix(frame, outputs)
-    open_policy = dataclasses.replace(policy, clear_threshold=0.0)
-    eligible = np.array([str(d) == "CLEAR" for d in open_policy.decide(scores)[0]])
+    valid = np.all(np.isfinite(scores) & (scores >= 0.0) & (scores <= 1.0), axis=1)
+    inspect_at = np.array([policy.inspect_thresholds[t] for t in outputs[1:]])
+    guard_at = np.array([policy.clear_guards.get(t, np.inf) for t in outputs[1:]])
+    # What decide() would CLEAR at threshold 0: valid, no threat at INSPECT, under the guards.
+    eligible = (valid & ~np.any(scores[:, 1:] >= inspect_at, axis=1)
+                & np.all(scores[:, 1:] < guard_at, axis=1))
     paper_score = scores[:, 0]
-    non_paper = frame["paper_only"].to_numpy() == 0
+    non_paper = frame[outputs[0]].to_numpy() == 0
     thresholds = np.unique(np.concatenate([paper_score, [0.0, 1.0]]))
     rows = []
     for t in thresholds:
@@ -130,14 +143,15 @@ def plot_leak_vs_clear(
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     ax.plot(curve["auto_clear_rate"], curve["leak_rate"], "-", label="sweep clear threshold")
     clear = frame["decision"] == "CLEAR"
-    non_paper = frame["paper_only"] == 0
+    non_paper = frame[outputs[0]] == 0
     leak = float((clear & non_paper).sum() / max(int(non_paper.sum()), 1))
     ax.plot([clear.mean()], [leak], "r*", ms=12, label="calibrated policy")
     target = (policy.targets or {}).get("leak_rate_target")
     if target is not None:
         ax.axhline(float(target), color="r", ls=":", lw=0.8, label="leak target")
-    ax.set(xlabel="auto-clear rate (all items)", ylabel="leak rate (non-paper-only items)",
-           title="leak vs auto-clear", xlim=(0, 1))
+    mode = ", TRIAGE ONLY: never clears" if getattr(policy, "triage_only", False) else ""
+    ax.set(xlabel="auto-clear rate (all items)", ylabel=f"leak rate (items not {outputs[0]})",
+           title=f"leak vs auto-clear (low risk = {outputs[0]}{mode})", xlim=(0, 1))
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -154,7 +168,7 @@ def plot_sample_grid(
     for ax, (_, row), img in zip(axes.flat, frame.iterrows(), images, strict=False):
         ax.imshow(img)
         top = sorted(outputs, key=lambda o: -float(row[score_column(o)]))[:2]
-        truth = [o for o in outputs if int(row[o]) == 1] or ["goods"]
+        truth = [o for o in outputs if int(row[o]) == 1] or [truth_groups(outputs)[1]]
         lines = [f"{row['decision']} ({row['reason']})", "truth: " + ",".join(truth)]
         lines += [f"{o}: {float(row[score_column(o)]):.2f}" for o in top]
         ax.set_title("\n".join(lines), fontsize=7, color=colours.get(row["decision"], "black"))

@@ -19,17 +19,25 @@ from atr.inference.onnx_scorer import POLICY_FILE, OnnxScorer, PackageError
 
 
 def report_from_frame(frame: pd.DataFrame, policy: Any, outputs: list[str]) -> dict[str, Any]:
-    """Policy report and ranking metrics of an already scored frame."""
+    """Policy report and ranking metrics of an already scored frame.
+
+    The low-risk truth is the column named outputs[0] (`paper_only` or `no_threat`), the
+    definition the policy was calibrated under; the report names it (`low_risk`) and the
+    policy's mode (`policy_mode`: certified | triage_only).
+    """
     from atr.policy.safety_metrics import policy_report
 
+    if list(policy.outputs) != list(outputs):
+        raise ValueError(f"policy outputs {policy.outputs} differ from the model's {outputs}")
     threats = outputs[1:]
     report = policy_report(
         policy,
         score_matrix(frame, outputs),
-        frame["paper_only"].to_numpy(),
+        frame[outputs[0]].to_numpy(),
         frame[threats].to_numpy().reshape(len(frame), len(threats)),
     )
-    return {"policy": report, **ranking_metrics(frame, outputs)}
+    return {"low_risk": policy.low_risk, "policy_mode": policy.mode, "policy": report,
+            **ranking_metrics(frame, outputs)}
 
 
 def evaluate_package(
@@ -76,9 +84,15 @@ def _rows(report: Mapping[str, Any]) -> dict[str, str]:
     pol = report.get("policy") or {}
     conf = pol.get("confidence")
     bound = f"{conf:.0%} upper" if isinstance(conf, float) else "upper"
+    mode = pol.get("policy_mode")
     cells = {
+        # Which truth CLEAR was calibrated against, and whether it may CLEAR at all.
+        "low risk (CLEAR evidence)": str(pol.get("low_risk", "n/a")),
+        "policy mode": "TRIAGE ONLY (never clears)" if mode == "triage_only"
+        else str(mode or "n/a"),
         "items": str(pol.get("n", "n/a")),
         "auto-clear rate": _pct(pol.get("auto_clear_rate")),
+        "low-risk items cleared": _pct(pol.get("low_risk_clear_rate")),
         "leak rate": f"{_pct(pol.get('leak_rate'))} ({pol.get('leak_count', 'n/a')})",
         f"leak rate, {bound} bound": _pct(pol.get("leak_rate_upper")),
         "threat items cleared": (

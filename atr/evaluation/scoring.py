@@ -2,7 +2,9 @@
 
 The frame is what calibration, the evaluation report and the drift reference
 (`reference.parquet`) are built from, so its column names are a contract:
-truth columns keep the manifest's names (`paper_only`, one per class), model
+truth columns keep the manifest's names (the low-risk columns `paper_only` and
+`no_threat` the manifest has, one per class; the model's first output, outputs[0], names
+the one its policy is calibrated and judged on), model
 scores are `score_<output>`, the embedding is one `embedding` column of float32
 arrays, image statistics keep the names of `atr.inference.image_stats.STAT_NAMES`.
 """
@@ -18,6 +20,7 @@ import pandas as pd
 
 from atr.inference.image_stats import STAT_NAMES
 from atr.inference.onnx_scorer import OnnxScorer
+from atr.taxonomy import LOW_RISK_DEFINITIONS
 
 SCORE_PREFIX = "score_"
 ID_COLUMNS = ("item_id", "split", "scanner_id", "source", "image")
@@ -65,11 +68,20 @@ def score_dataset(
             f"package {scorer.package_dir} predicts (outputs {scorer.outputs})"
         )
     root = Path(dataset.root)
-    paths = [root / p for p in rows["image"]]
+    column = scorer.preprocess.input_column  # "raw" for a dual-energy model
+    if rows[column].isna().any():
+        first = rows.loc[rows[column].isna(), "item_id"].iloc[0]
+        raise ValueError(
+            f"dataset {dataset.root}: {int(rows[column].isna().sum())} item(s) have no "
+            f"{column!r} file (first: {first}), which model package {scorer.package_dir} "
+            f"reads ({scorer.preprocess.representation} input)"
+        )
+    paths = [root / p for p in rows[column]]
     scores, emb, stats = scorer.score_paths_with_stats(paths, batch_size=batch_size)
 
     class_columns = [c for c in dataset.taxonomy.names if c in rows.columns]
-    keep = [c for c in ID_COLUMNS if c in rows.columns] + ["paper_only", *class_columns]
+    low_risk = [c for c in LOW_RISK_DEFINITIONS if c in rows.columns]
+    keep = [c for c in ID_COLUMNS if c in rows.columns] + [*low_risk, *class_columns]
     frame = rows[list(dict.fromkeys(keep))].reset_index(drop=True).copy()
     for j, output in enumerate(scorer.outputs):
         frame[score_column(output)] = scores[:, j].astype(np.float32)

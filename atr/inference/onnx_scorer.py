@@ -55,9 +55,17 @@ class OnnxScorer:
             self.preprocess.input_size,
         )
         self.policy = _load_policy(self.package_dir / POLICY_FILE)
+        if self.policy is not None and list(self.policy.outputs) != self.outputs:
+            # e.g. a no_threat model with a paper_only policy: the thresholds would be
+            # applied to the wrong scores.
+            raise PackageError(
+                f"{self.package_dir / POLICY_FILE}: policy outputs {self.policy.outputs} "
+                f"differ from taxonomy.json's model outputs {self.outputs}"
+            )
 
     def score_images(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """One forward pass over uint8 HxWx3 RGB images: (scores NxK, embeddings NxD).
+        """One forward pass over decoded scans (`preprocess.decode`: uint8 HxWx3 RGB, or
+        HxWx2 attenuation for a dual-energy model): (scores NxK, embeddings NxD).
 
         Scores are in `self.outputs` order (`taxonomy.model_outputs`).
         """
@@ -87,19 +95,21 @@ class OnnxScorer:
     def score_paths_with_stats(
         self, paths: Sequence[str | Path], batch_size: int = 32, with_stats: bool = True
     ) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
-        """Like score_paths, plus `image_stats` of each image (decoded only once)."""
-        from atr.inference.preprocess import decode_image
+        """Like score_paths, plus `image_stats` of each image (decoded only once).
 
+        The files are what the representation reads: the manifest's `image` column for a
+        pseudo-colour model, its `raw` column for a dual-energy one
+        (`preprocess.input_column`)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         all_scores, all_emb, stats = [], [], []
         for start in range(0, len(paths), batch_size):
-            images = [decode_image(p) for p in paths[start : start + batch_size]]
+            images = [self.preprocess.decode(p) for p in paths[start : start + batch_size]]
             s, e = self.score_images(images)
             all_scores.append(s)
             all_emb.append(e)
             if with_stats:
-                stats += [image_stats(im) for im in images]
+                stats += [image_stats(self.preprocess.display(im)) for im in images]
         if not all_scores:
             s, e = self.score_images([])
             return s, e, []

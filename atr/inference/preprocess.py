@@ -1,102 +1,42 @@
-"""One path from any image file to the model's input tensor.
+"""One path from any scan to the model's input tensor, per input representation.
 
-Training (the DataModule) and serving (the sorting line) both call
-`decode_image` then `PreprocessSpec.prepare`, so the model never sees an
-image mapped differently in production than in training. No torch here:
-serving imports this module.
+Training (the DataModule), evaluation and serving all call `PreprocessSpec.decode`
+then `PreprocessSpec.prepare_batch`, so the model never sees a scan mapped differently
+in production than in training. The spec is saved with every model (`preprocess.json`).
+
+Two input representations (`representation`):
+  * `pseudo_colour` (default): any picture a scanner or archive gives -- a vendor's
+    pseudo-colour RGB, 8/16-bit single-energy grey, RGBA -- decoded to uint8 RGB
+    (atr.inference.decode). Works for every source, but the palette is the vendor's.
+  * `dual_energy`: the raw low/high channels as attenuation -ln(I/I_air)
+    (atr.inference.dual_energy): closer to physics, and the same for every vendor.
+    The model sees [a_low, a_high, a_low - a_high]; the difference carries the
+    material (effective Z), as the hue does in pseudo-colour.
+Geometry (`resize`): `letterbox` fits the scan into the SxS canvas (aspect kept),
+`stretch` ignores the aspect, `pitch` keeps the scanner's pixel pitch (times
+`pixel_scale`), pads with air and only shrinks a scan too big for the canvas. Real
+scans are 600-2 700 px wide; blowing a small scan up to the canvas, as letterbox does,
+hands the model the scan's size, which in public sets often differs by class.
+No torch here: serving imports this module.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-DEFAULT_MAX_PIXELS = 50_000_000
-# Pillow's own bomb guard must not fire before ours (ours has the clearer message).
-Image.MAX_IMAGE_PIXELS = None
+from atr.inference.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from atr.inference.dual_energy import attenuation, decode_dual_energy, display_gray
 
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-_WIDE_GRAY_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageDecodeError", "PreprocessSpec", "decode_image"]
 
-
-class ImageDecodeError(ValueError):
-    """The input is not an image this platform can read (the reason says why)."""
-
-
-def decode_image(data: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode bytes or a file into uint8 HxWx3 RGB.
-
-    - 8-bit gray (L, 1) is replicated into three channels.
-    - 16-bit gray is divided by 257 (0..65535 -> 0..255) on the full range, never
-      stretched per image: in an X-ray image the grey level is attenuation, and a
-      per-image stretch would make a thin envelope look as dense as a steel block.
-    - Alpha (RGBA, LA, palette with transparency) is composited on white, because
-      white means "no attenuation": transparent pixels are empty space.
-    - EXIF orientation is applied so the array matches what a viewer shows.
-    """
-    if isinstance(data, str | Path):
-        path = Path(data)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ImageDecodeError(f"{path}: cannot read file ({e.strerror or e})") from e
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ImageDecodeError(f"expected bytes or a path, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ImageDecodeError("empty input (0 bytes)")
-    try:
-        img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as e:
-        raise ImageDecodeError("not a recognised image format") from e
-    except Exception as e:  # Pillow plugins raise a zoo of types on garbage headers
-        raise ImageDecodeError(f"corrupt image header ({e})") from e
-    width, height = img.size
-    if width <= 0 or height <= 0:
-        raise ImageDecodeError(f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageDecodeError(
-            f"image too large: {width}x{height} = {width * height} pixels > limit {max_pixels}"
-        )
-    try:
-        img.load()
-        img = ImageOps.exif_transpose(img)
-    except Exception as e:
-        raise ImageDecodeError(f"corrupt or truncated {img.format or 'image'} data ({e})") from e
-    return _to_rgb(img)
-
-
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    mode = img.mode
-    if mode in _WIDE_GRAY_MODES:
-        # Mode "I" is how some Pillow versions open 16-bit PNGs; clip guards 32-bit TIFFs.
-        wide = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
-        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # == round(v / 257)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode in ("L", "1"):
-        gray = np.asarray(img.convert("L"), dtype=np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode == "P":
-        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
-        mode = img.mode
-    if mode in _ALPHA_MODES:
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.uint16)
-        alpha = rgba[:, :, 3:4]
-        rgb = (rgba[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255
-        return np.ascontiguousarray(rgb.astype(np.uint8))
-    if mode == "F":
-        raise ImageDecodeError("floating-point images (mode F) are not supported: export as 16-bit")
-    if mode != "RGB":
-        img = img.convert("RGB")  # CMYK, YCbCr, LAB...
-    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
-
-
-_RESIZE_MODES = ("letterbox", "stretch")
+REPRESENTATIONS = ("pseudo_colour", "dual_energy")
+_RESIZE_MODES = ("letterbox", "stretch", "pitch")
 _FILTERS = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
@@ -107,17 +47,18 @@ _FILTERS = {
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """How a decoded RGB image becomes the model's float32 3xSxS input.
+    """How a scan becomes the model's float32 3xSxS input.
 
     Saved as `preprocess.json` in the model package; serving rebuilds it from
     there, so a model always runs with the preprocessing it was trained with.
     """
 
     input_size: int = 224
-    resize: str = "letterbox"  # letterbox: aspect kept, padded; stretch: aspect lost
+    resize: str = "letterbox"  # letterbox | stretch | pitch (see the module docstring)
     interpolation: str = "bilinear"  # fixed filter: identical pixels in training and serving
-    pad_value: int = 255  # white = no attenuation, so padding reads as empty belt
-    # ImageNet statistics (RGB order): backbones are ImageNet-shaped even when not pretrained.
+    pad_value: int = 255  # pseudo-colour padding: white = no attenuation (empty belt)
+    # Per model channel: (x - mean) / std, x = RGB / 255 or the attenuation channels.
+    # ImageNet statistics by default: backbones are ImageNet-shaped even when not pretrained.
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     channel_order: str = "RGB"
@@ -126,6 +67,10 @@ class PreprocessSpec:
     uint16_mapping: str = "divide by 257 on the full range (no per-image stretch)"
     alpha_mapping: str = "composite on white (white = no attenuation)"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    representation: str = "pseudo_colour"
+    # dual_energy: the detector's air reading; null = measured per scan (its bright plateau).
+    air_level: float | None = None
+    pixel_scale: float = 1.0  # resize=pitch: scan pixels -> model pixels
 
     def __post_init__(self) -> None:
         if self.input_size < 8:
@@ -140,6 +85,14 @@ class PreprocessSpec:
             raise ValueError("mean and std need 3 values each, std > 0")
         if not 0 <= self.pad_value <= 255:
             raise ValueError(f"pad_value {self.pad_value} not in 0..255")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"representation {self.representation!r} not one of {REPRESENTATIONS}"
+            )
+        if self.air_level is not None and not self.air_level > 0:
+            raise ValueError(f"air_level {self.air_level} must be > 0 (or null: measured)")
+        if not self.pixel_scale > 0:
+            raise ValueError(f"pixel_scale {self.pixel_scale} must be > 0")
         # Tuples even when built from JSON lists, so specs compare equal.
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
@@ -169,6 +122,40 @@ class PreprocessSpec:
     def load(cls, path: str | Path) -> PreprocessSpec:
         return cls.from_json(Path(path).read_text())
 
+    # --- decoding: bytes -> the representation's array ---------------------------------
+    @property
+    def dual_energy(self) -> bool:
+        return self.representation == "dual_energy"
+
+    @property
+    def input_column(self) -> str:
+        """The manifest column holding what this representation reads (docs/CONTRACTS.md)."""
+        return "raw" if self.dual_energy else "image"
+
+    def decode(self, data: bytes | str | Path, *, max_pixels: int | None = None) -> np.ndarray:
+        """A scan -> uint8 HxWx3 RGB (pseudo_colour) or float32 HxWx2 attenuation
+        (dual_energy). Raises ImageDecodeError naming the problem."""
+        limit = self.max_pixels if max_pixels is None else max_pixels
+        if not self.dual_energy:
+            return decode_image(data, max_pixels=limit)
+        if isinstance(data, str | Path):
+            try:
+                data = Path(data).read_bytes()
+            except OSError as e:
+                raise ImageDecodeError(f"{data}: cannot read file ({e.strerror or e})") from e
+        return attenuation(decode_dual_energy(data, max_pixels=limit), self.air_level)
+
+    def display(self, array: np.ndarray) -> np.ndarray:
+        """The decoded array as uint8 RGB for people and image statistics."""
+        return display_gray(array) if self.dual_energy else array
+
+    def blank(self) -> np.ndarray:
+        """An empty belt (air only) at the canvas size, in the decoded representation."""
+        s = self.input_size
+        if self.dual_energy:
+            return np.zeros((s, s, 2), np.float32)
+        return np.full((s, s, 3), 255, np.uint8)
+
     # --- the transform -------------------------------------------------------------
     def geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(new_w, new_h, pad_x, pad_y): where an HxW image lands in the SxS input
@@ -177,11 +164,13 @@ class PreprocessSpec:
         if self.resize == "stretch":
             return s, s, 0, 0
         scale = s / max(height, width)
+        if self.resize == "pitch":
+            scale = min(self.pixel_scale, scale)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         return new_w, new_h, (s - new_w) // 2, (s - new_h) // 2
 
     def resize_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 HxWx3 -> uint8 SxSx3 (letterboxed or stretched)."""
+        """uint8 HxWx3 -> uint8 SxSx3 (letterboxed, stretched or at pitch)."""
         _check_rgb(rgb)
         s = self.input_size
         h, w = rgb.shape[:2]
@@ -194,22 +183,40 @@ class PreprocessSpec:
         canvas.paste(img.resize((new_w, new_h), flt) if (new_w, new_h) != (w, h) else img, (px, py))
         return np.asarray(canvas)
 
-    def prepare(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 HxWx3 RGB -> float32 3xSxS, normalised."""
-        return self._normalise(self.resize_rgb(rgb)[None])[0]
+    def resize_attenuation(self, att: np.ndarray) -> np.ndarray:
+        """float32 HxWx2 -> float32 SxSx2; the padding is air (attenuation 0)."""
+        if att.dtype != np.float32 or att.ndim != 3 or att.shape[2] != 2 or 0 in att.shape:
+            raise ValueError(f"expected float32 HxWx2 attenuation, got {att.dtype} {att.shape}")
+        s, (h, w) = self.input_size, att.shape[:2]
+        new_w, new_h, px, py = self.geometry(h, w)
+        flt = _FILTERS[self.interpolation]
+        out = np.zeros((s, s, 2), np.float32)
+        for c in range(2):
+            channel = np.ascontiguousarray(att[:, :, c])
+            if (new_w, new_h) != (w, h):
+                channel = np.asarray(Image.fromarray(channel, mode="F").resize((new_w, new_h), flt))
+            out[py:py + new_h, px:px + new_w, c] = channel
+        return out
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """One decoded scan -> float32 3xSxS, normalised."""
+        return self.prepare_batch([image])[0]
 
     def prepare_batch(self, images: list[np.ndarray]) -> np.ndarray:
-        """List of uint8 HxWx3 RGB -> float32 Nx3xSxS."""
+        """Decoded scans (see `decode`) -> float32 Nx3xSxS."""
         if not images:
             return np.zeros((0, 3, self.input_size, self.input_size), np.float32)
-        return self._normalise(np.stack([self.resize_rgb(im) for im in images]))
+        if self.dual_energy:
+            att = np.stack([self.resize_attenuation(a) for a in images])
+            low, high = att[..., 0], att[..., 1]
+            return self._normalise(np.stack([low, high, low - high], axis=-1), unit=1.0)
+        return self._normalise(np.stack([self.resize_rgb(im) for im in images]), unit=255.0)
 
-    def _normalise(self, batch: np.ndarray) -> np.ndarray:
-        # (x/255 - mean)/std folded into one multiply-add per pixel.
+    def _normalise(self, batch: np.ndarray, unit: float) -> np.ndarray:
+        # (x / unit - mean) / std folded into one multiply-add per pixel.
         std = np.asarray(self.std, np.float32)
-        scale = 1.0 / (255.0 * std)
-        bias = -np.asarray(self.mean, np.float32) / std
-        out = batch.astype(np.float32) * scale + bias  # N,S,S,3
+        scale = 1.0 / (unit * std)
+        out = batch.astype(np.float32) * scale + (-np.asarray(self.mean, np.float32) / std)
         if self.channel_order == "BGR":
             out = out[..., ::-1]
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))

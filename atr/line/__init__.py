@@ -2,6 +2,7 @@
 
 plan      which parcels, from which scanner and class mix, in which phase (drift drills)
 parcels   renders and PNG-encodes every parcel before the clock starts
+replay    reads a dataset folder's real scans instead (a replay phase), with its truth
 sender    fires HTTP requests open-loop on a fixed schedule, or closed-loop with N workers
 metrics   latency percentiles and decisions vs truth, per phase
 feedback  inspection / analyst verdicts for the items the line routed to humans

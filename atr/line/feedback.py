@@ -2,8 +2,10 @@
 
 An INSPECTed parcel is opened (source `inspection`); a REVIEWed image is read by an
 analyst (source `analyst`). Both give back the true labels, which here are the
-simulator's. Only a share of them comes back (`feedback_share`), as in an office where
-not every outcome is keyed in. Customs also opens a random share of CLEARed parcels
+simulator's, or a replayed archive's (only the classes it labels completely, and its
+positives; an item it knows nothing about gets no verdict: `no_truth`). Only a share
+of them comes back (`feedback_share`), as in an office where not every outcome is keyed
+in. Customs also opens a random share of CLEARed parcels
 (post-clearance audit, `audit_share`): without it a model that wrongly clears a new kind
 of item would never be told. Feedback is sent after the timed run so it never loads
 the service while latency is being measured.
@@ -22,6 +24,7 @@ import numpy as np
 
 from atr.line.parcels import Parcel
 from atr.line.sender import make_client
+from atr.taxonomy import Taxonomy, default_taxonomy
 
 SOURCES = {"INSPECT": "inspection", "REVIEW": "analyst", "CLEAR": "inspection"}
 
@@ -38,11 +41,11 @@ def choose(records: Sequence[dict[str, Any]], share: float, seed: int,
             and draws[i] < (audit_share if r["decision"] == "CLEAR" else share)]
 
 
-def body(parcel: Parcel, decision: str, who: str) -> dict[str, Any]:
+def body(parcel: Parcel, decision: str, who: str, taxonomy: Taxonomy) -> dict[str, Any]:
     return {
         "item_id": parcel.item_id,
-        "labels": {**{k: int(v) for k, v in parcel.labels.items()},
-                   "paper_only": int(parcel.paper_only)},
+        # the simulator's complete truth, or what a replayed archive knows (Parcel)
+        "labels": parcel.verdict_labels(taxonomy),
         "source": SOURCES[decision],
         "who": who,
         "at": datetime.now(UTC).isoformat(),
@@ -52,16 +55,19 @@ def body(parcel: Parcel, decision: str, who: str) -> dict[str, Any]:
 async def send_feedback(
     base_url: str, parcels: Sequence[Parcel], records: Sequence[dict[str, Any]], *,
     share: float, seed: int, api_key: str | None, who: str, timeout_s: float,
-    concurrency: int = 4, audit_share: float = 0.0,
+    concurrency: int = 4, audit_share: float = 0.0, taxonomy: Taxonomy | None = None,
 ) -> dict[str, Any]:
-    picked = choose(records, share, seed, audit_share)
+    taxonomy = taxonomy or default_taxonomy()
+    chosen = choose(records, share, seed, audit_share)
+    # A replayed item whose archive labels nothing it could report gets no verdict.
+    picked = [i for i in chosen if parcels[i].verdict_labels(taxonomy)]
     headers = {"X-API-Key": api_key} if api_key else {}
     results: list[tuple[str, int, str | None]] = []
     queue = iter(picked)
 
     async def worker(client: httpx.AsyncClient) -> None:
         for i in queue:
-            doc = body(parcels[i], records[i]["decision"], who)
+            doc = body(parcels[i], records[i]["decision"], who, taxonomy)
             try:
                 resp = await client.post("/v1/feedback", json=doc, headers=headers)
                 err = None if resp.is_success else f"HTTP {resp.status_code}: {resp.text[:200]}"
@@ -75,6 +81,7 @@ async def send_feedback(
     return {
         "eligible": sum(1 for r in records if r["decision"] != "CLEAR"),
         "sent": len(results),
+        "no_truth": len(chosen) - len(picked),
         "stored": len(results) - len(errors),
         "failed": len(errors),
         "by_source": dict(Counter(s for s, _, e in results if not e)),

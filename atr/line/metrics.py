@@ -1,15 +1,20 @@
 """What the line saw: latency percentiles and decisions vs the simulator's truth.
 
-Rates follow the field's screening vocabulary (ARCHITECTURE.md):
+Rates follow the field's screening vocabulary (ARCHITECTURE.md). Low risk is the served
+model's definition (`low_risk`: paper_only or no_threat, its first output, read from the
+scores it answers with), judged on the simulator's complete truth:
 - auto_clear_rate: share of answered items CLEARed (released unseen);
-- paper_only_clear_rate: share of paper-only items CLEARed (the benefit);
-- leaks: non-paper-only items CLEARed (the risk); leak_rate over non-paper-only items;
+- low_risk_clear_rate: share of low-risk items CLEARed (the benefit);
+  paper_only_clear_rate: share of paper-only items CLEARed (the same under paper_only);
+- leaks: items not low risk CLEARed (the risk); leak_rate over the items not low risk;
 - threats_cleared: items with a threat CLEARed (the worst leak);
 - threat_recall_inspect: share of threat items sent to physical INSPECTion;
 - analyst_load: share of items sent to an image analyst (REVIEW);
 - clear_rate_at_leak: the model's ranking at a leak rate, whatever the policy does:
-  share of paper-only items whose clear score beats all but the allowed share of
-  non-paper items (the threshold set on the block's own truth, as an oracle would).
+  share of low-risk (and of paper-only) items whose clear score beats all but the allowed
+  share of the items not low risk (the threshold set on the block's own truth, as an
+  oracle would).
+Records without the low-risk fields (older ones, benchmarks) count `paper_only` as low risk.
 Items whose request failed are counted as errors and left out of the rates: the service
 (fail-safe) never got to decide them, the sorter would hold them for a human.
 """
@@ -24,7 +29,7 @@ import numpy as np
 
 from atr.line.parcels import Parcel
 from atr.line.sender import Shot
-from atr.taxonomy import Taxonomy
+from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 
 PERCENTILES = (50, 90, 99)
 ERROR = "ERROR"
@@ -34,23 +39,43 @@ def record(parcel: Parcel, shot: Shot, taxonomy: Taxonomy) -> dict[str, Any]:
     """One row per item for the demo's plots: when, what, what the service said, truth."""
     body = shot.body if isinstance(shot.body, dict) else {}
     model = body.get("model") or {}
+    scores = (body.get("scores") or {}) if shot.ok else {}
+    low_risk = served_low_risk(scores, taxonomy)
     return {
         "t_s": round(shot.due_s, 4),
         "item_id": parcel.item_id,
         "scanner_id": parcel.scanner_id,
         "phase": parcel.phase,
         "decision": body.get("decision", ERROR) if shot.ok else ERROR,
-        # the clear output's score: model_outputs[0] is the paper-only output
-        "clear_score": (body.get("scores") or {}).get(taxonomy.model_outputs[0])
-        if shot.ok else None,
+        # the clear output's score: the served model's low-risk output
+        "clear_score": scores.get(low_risk) if shot.ok else None,
         "reason": body.get("reason") if shot.ok else shot.error,
         "paper_only": parcel.paper_only,
+        "low_risk": low_risk,
+        "low_risk_item": parcel.low_risk_truth(low_risk, taxonomy),
         "threats": parcel.threats(taxonomy),
         "latency_ms": round(shot.latency_ms, 3),
         "service_latency_ms": body.get("latency_ms"),
         "model_version": None if model.get("version") is None else str(model["version"]),
         "status": shot.status,
+        **({"source_item": parcel.source_item} if parcel.source_item else {}),
     }
+
+
+def served_low_risk(scores: dict[str, Any], taxonomy: Taxonomy) -> str:
+    """The served model's low-risk definition: the one its scores name (a model has one, and
+    the taxonomy reserves both names), else the line's taxonomy (an unanswered item)."""
+    return next((d for d in LOW_RISK_DEFINITIONS if d in scores), taxonomy.low_risk)
+
+
+def _low(r: dict[str, Any]) -> int:
+    return int(r.get("low_risk_item", r["paper_only"]))
+
+
+def _definitions(records: Sequence[dict[str, Any]]) -> str | None:
+    """The low-risk definition(s) the block's answers were decided under ("a+b" if mixed)."""
+    seen = sorted({str(r.get("low_risk", "paper_only")) for r in records})
+    return "+".join(seen) if seen else None
 
 
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:
@@ -73,17 +98,21 @@ def truth_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     done = [r for r in records if r["decision"] != ERROR]
     cleared = [r for r in done if r["decision"] == "CLEAR"]
     paper = [r for r in done if r["paper_only"]]
+    low = [r for r in done if _low(r)]
     threat = [r for r in done if r["threats"]]
-    leaks = sum(1 for r in cleared if not r["paper_only"])
+    leaks = sum(1 for r in cleared if not _low(r))
     return {
+        "low_risk": _definitions(done),
         "decisions": dict(Counter(r["decision"] for r in records)),
+        "low_risk_items": len(low),
         "paper_only_items": len(paper),
         "threat_items": len(threat),
         "auto_clear_rate": _rate(len(cleared), len(done)),
+        "low_risk_clear_rate": _rate(sum(1 for r in low if r["decision"] == "CLEAR"), len(low)),
         "paper_only_clear_rate": _rate(sum(1 for r in paper if r["decision"] == "CLEAR"),
                                        len(paper)),
         "leaks": leaks,
-        "leak_rate": _rate(leaks, len(done) - len(paper)),
+        "leak_rate": _rate(leaks, len(done) - len(low)),
         "threats_cleared": sum(1 for r in threat if r["decision"] == "CLEAR"),
         "threat_recall_inspect": _rate(sum(1 for r in threat if r["decision"] == "INSPECT"),
                                        len(threat)),
@@ -93,23 +122,29 @@ def truth_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def clear_rate_at_leak(records: Sequence[dict[str, Any]], leak_rate: float) -> dict[str, Any]:
-    """Paper-only items cleared at the threshold that lets through at most `leak_rate` of
-    the non-paper items of these records (answered, scored ones).
+    """Low-risk (and paper-only) items cleared at the threshold that lets through at most
+    `leak_rate` of the items not low risk of these records (answered, scored ones).
 
     A policy's own threshold mixes two things a drift can break: how well the model ranks
     items, and whether a threshold calibrated elsewhere still holds the leak target. This
     separates the first: it is the auto-clear rate at the target leak rate.
     """
     scored = [r for r in records if r["decision"] != ERROR and r.get("clear_score") is not None]
+    low = np.array([r["clear_score"] for r in scored if _low(r)], dtype=np.float64)
     paper = np.array([r["clear_score"] for r in scored if r["paper_only"]], dtype=np.float64)
-    other = np.sort([r["clear_score"] for r in scored if not r["paper_only"]])[::-1]
+    other = np.sort([r["clear_score"] for r in scored if not _low(r)])[::-1]
     allowed = int(np.floor(leak_rate * len(other)))
-    if not len(paper) or not len(other):
-        rate, threshold = None, None
-    else:
+    threshold = None
+    if len(other) and (len(low) or len(paper)):
         threshold = float(other[allowed]) if allowed < len(other) else -np.inf
-        rate = float((paper > threshold).mean())
-    return {"leak_rate": leak_rate, "paper_only_clear_rate": rate, "threshold": threshold,
+
+    def over(values: np.ndarray) -> float | None:
+        return None if threshold is None or not len(values) else float((values > threshold).mean())
+
+    # non_paper_items: the old name of the count of items not low risk (the bar's base).
+    return {"leak_rate": leak_rate, "low_risk": _definitions(scored),
+            "low_risk_clear_rate": over(low), "paper_only_clear_rate": over(paper),
+            "threshold": threshold, "low_risk_items": int(len(low)),
             "paper_only_items": int(len(paper)), "non_paper_items": int(len(other)),
             "leaks_allowed": allowed}
 

@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics.classification import MultilabelAUROC, MultilabelAveragePrecision
 
 from atr.models.backbones import create_backbone, feature_dim
+from atr.models.tiling import TileGrid, cut_tiles, pool_tiles
 
 
 class ScreeningModule(L.LightningModule):
@@ -36,12 +37,16 @@ class ScreeningModule(L.LightningModule):
         hard_negative_weight: float = 0.0,
         hard_negative_fraction: float = 0.25,
         channels_last: bool = True,
+        tile_grid: int = 1,
+        tile_size: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.outputs = list(outputs)
         self.backbone = create_backbone(backbone, pretrained=pretrained)
-        self.embedding_dim = feature_dim(self.backbone, input_size)
+        # input_size is the canvas; with tiles the backbone sees tile_size pixels a side.
+        self.tiles = TileGrid(grid=tile_grid, size=tile_size, canvas=input_size)
+        self.embedding_dim = feature_dim(self.backbone, self.tiles.tile_size)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.embedding_dim, len(outputs)))
         # NHWC: oneDNN's depthwise/pointwise kernels on CPU run ~1.5x faster than NCHW
         # (mobilenetv3_small_100, 2-core EPYC: 499 vs 320 train images/s at 128 px).
@@ -66,8 +71,15 @@ class ScreeningModule(L.LightningModule):
         self.example_input_array = torch.zeros(2, 3, input_size, input_size)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = self.backbone(image.contiguous(memory_format=self.memory_format))
-        return self.head(embedding), embedding
+        """Canvas N x 3 x S x S -> (logits N x K, embedding N x D); tiled when configured
+        (atr/models/tiling.py: threats max-pooled, the low-risk output min-pooled)."""
+        tiled = self.tiles.grid > 1 or self.tiles.tile_size != self.tiles.canvas  # static
+        x = cut_tiles(image, self.tiles) if tiled else image
+        embedding = self.backbone(x.contiguous(memory_format=self.memory_format))
+        logits = self.head(embedding)
+        if tiled:
+            return pool_tiles(logits, embedding, len(self.tiles.origins()))
+        return logits, embedding
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = nn.functional.binary_cross_entropy_with_logits(

@@ -6,6 +6,11 @@ epochs did at least as well as a full run from scratch on the demo's new scanner
 vs 48 % of paper-only items cleared) in a third of the time; a full run from scratch
 (`train.init_from=null`) stays the choice when the backbone or the taxonomy changes, and
 every so often to shed what accumulates over many fine-tunings.
+
+`train.init_scope: backbone` loads only the backbone's weights and leaves the head fresh:
+physics pretraining (`atr pretrain`, registered as `models:/atr-backbone@current`) gives a
+backbone trained on simulated parcels that a real archive's model, with its own input
+representation, tiles or taxonomy, starts from.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_ARTIFACT = "checkpoint/model.ckpt"  # where `atr train` logs the exported weights
 # Kept from the new run, not the old model: pos_weight follows the new data's class balance.
 FRESH_BUFFERS = ("pos_weight",)
+SCOPES = ("all", "backbone")
+BACKBONE_PREFIX = "backbone."
 
 
 def resolve_init(cfg: Any, dest: Path) -> tuple[Path | None, str | None]:
@@ -70,14 +77,24 @@ def _registered_checkpoint(
     return Path(local), f"models:/{version.name}/{version.version}"
 
 
-def load_init_weights(model: torch.nn.Module, checkpoint: Path, described: str) -> None:
-    """Copy the checkpoint's weights into `model`; refuse weights of another architecture."""
+def load_init_weights(model: torch.nn.Module, checkpoint: Path, described: str,
+                      scope: str = "all") -> None:
+    """Copy the checkpoint's weights into `model` (all, or the backbone only); refuse
+    weights of another architecture."""
+    if scope not in SCOPES:
+        raise ValueError(f"train.init_scope={scope!r} not one of {SCOPES}")
     # weights_only=False: a Lightning checkpoint holds hyper-parameters next to the tensors;
     # it comes from this project's own training runs (serving never loads pickles).
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     weights = {k: v for k, v in state.get("state_dict", state).items()
                if k not in FRESH_BUFFERS}
-    fresh = {k: v for k, v in model.state_dict().items() if k in FRESH_BUFFERS}
+    if scope == "backbone":
+        weights = {k: v for k, v in weights.items() if k.startswith(BACKBONE_PREFIX)}
+        if not weights:
+            raise ValueError(f"train.init_from: {described} holds no backbone weights")
+    keep = (lambda k: k in FRESH_BUFFERS) if scope == "all" else (
+        lambda k: not k.startswith(BACKBONE_PREFIX))
+    fresh = {k: v for k, v in model.state_dict().items() if keep(k)}
     try:
         model.load_state_dict({**weights, **fresh}, strict=True)
     except RuntimeError as exc:
@@ -86,7 +103,7 @@ def load_init_weights(model: torch.nn.Module, checkpoint: Path, described: str) 
             f"(another backbone or taxonomy?). Train from scratch with "
             f"train.init_from=null.\n{exc}"
         ) from exc
-    log.info("warm start from %s", described)
+    log.info("warm start from %s (%s)", described, scope)
 
 
 def warm_start(cfg: Any, model: torch.nn.Module) -> str | None:
@@ -95,5 +112,6 @@ def warm_start(cfg: Any, model: torch.nn.Module) -> str | None:
         checkpoint, described = resolve_init(cfg, Path(tmp))
         if checkpoint is None:
             return None
-        load_init_weights(model, checkpoint, str(described))
-    return described
+        scope = str(cfg.train.get("init_scope", "all"))
+        load_init_weights(model, checkpoint, str(described), scope)
+    return described if scope == "all" else f"{described} (backbone)"

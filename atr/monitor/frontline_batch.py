@@ -37,7 +37,7 @@ from atr.data.dataset_writer import DatasetWriter
 from atr.data.splits import DEFAULT_FRACTIONS, assign_splits, with_strata
 from atr.monitor.image_store import ImageStore, ImageStoreError
 from atr.monitor.prediction_store import Feedback, Prediction
-from atr.taxonomy import Taxonomy
+from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 
 log = logging.getLogger(__name__)
 SOURCE = "frontline"
@@ -67,6 +67,7 @@ class _Item:
     prediction: Prediction
     flags: dict[str, int]
     paper_only: int
+    no_threat: int
     ext: str
     previous_batches: list[str]
 
@@ -175,16 +176,23 @@ def _collect(
         ranked = sorted(rows, key=_verdict_key, reverse=True)
         winner = ranked[0]
         labels = dict(winner.labels or {})
-        unknown = sorted(set(labels) - {*taxonomy.names, "paper_only"})
+        unknown = sorted(set(labels) - {*taxonomy.names, *LOW_RISK_DEFINITIONS})
         if unknown:
             skipped[item_id] = f"feedback {winner.id}: unknown class(es) {unknown}"
             continue
         flags = {c: int(labels.get(c, 0)) for c in taxonomy.names}
-        # An officer's verdict labels every class, so paper_only follows from the classes
-        # when the verdict does not state it.
+        # An officer's verdict labels every class (an analyst's reads the whole image), so
+        # both truths follow from the classes when the verdict does not state them; the
+        # rows are complete (no meta.complete_labels), so no_threat is positive evidence
+        # and a model trained on either definition can learn from the batch.
         paper_only = int(labels.get("paper_only", taxonomy.paper_only(flags)))
         if paper_only and not taxonomy.paper_only(flags):
             skipped[item_id] = f"feedback {winner.id}: paper_only=1 contradicts classes {flags}"
+            continue
+        no_threat = int(labels.get("no_threat", taxonomy.no_threat(flags)))
+        if no_threat != taxonomy.no_threat(flags):
+            skipped[item_id] = (f"feedback {winner.id}: no_threat={no_threat} contradicts "
+                                f"classes {flags}")
             continue
         prediction = _prediction_for(predictions.get(item_id, []), winner.at)
         if prediction is None:
@@ -203,7 +211,8 @@ def _collect(
             skipped[item_id] = f"image {prediction.image_ref}: unsupported format"
             continue
         items[item_id] = _Item(
-            winner, ranked[1:], prediction, flags, paper_only, ext, earlier.get(item_id, [])
+            winner, ranked[1:], prediction, flags, paper_only, no_threat, ext,
+            earlier.get(item_id, [])
         )
     for item_id, why in skipped.items():
         log.warning("frontline batch: item %s left unbatched: %s", item_id, why)
@@ -234,7 +243,8 @@ def _write(
     name: str,
 ) -> None:
     frame = pd.DataFrame(
-        [{"item_id": k, "paper_only": it.paper_only, **it.flags} for k, it in items.items()]
+        [{"item_id": k, "paper_only": it.paper_only, "no_threat": it.no_threat, **it.flags}
+         for k, it in items.items()]
     )
     split = assign_splits(with_strata(frame, taxonomy), splits, seed)
     info = {"batch": name, "feedback_rows": sum(1 + len(it.others) for it in items.values())}
@@ -249,6 +259,7 @@ def _write(
                 scanner_id=p.scanner_id,
                 labels=it.flags,
                 paper_only=it.paper_only,
+                no_threat=it.no_threat,
                 meta=_provenance(it),
             )
 

@@ -5,7 +5,9 @@ Value of a label for a stored prediction without feedback (the latest one per it
 * `review_bonus` if the line sent it to REVIEW: the policy itself was unsure, and
   those labels teach the model exactly where it hesitates;
 * uncertainty in [0, 1]: with a policy, how close each score sits to its threshold
-  (paper_only to the clear threshold, each threat to its inspect threshold), measured
+  (the policy's low-risk output, paper_only or no_threat, to the clear threshold, each
+  threat to its inspect threshold; scores the policy has no threshold for, e.g. another
+  model's low-risk output, count nothing), measured
   in logits so that 0.02 vs 0.05 counts as close as 0.4 vs 0.5; without a policy, the
   binary entropy of each score (peaks at 0.5). The largest over the outputs counts;
 * `drift_bonus` if its scanner has an unhandled drift event (an event without a
@@ -156,7 +158,7 @@ def _drifted_scanners(s: Session) -> dict[str | None, str]:
 
 
 def _threshold(output: str, policy: Policy) -> float | None:
-    if output == "paper_only":
+    if output == policy.low_risk:  # the clear output: paper_only or no_threat
         return None if policy.clears_nothing else float(policy.clear_threshold)
     return policy.inspect_thresholds.get(output)
 

@@ -16,7 +16,8 @@ at or over their inspect threshold, 0.5 without a policy) and its raw scores in 
 Import reads Label Studio's JSON export of those tasks: every non-cancelled annotation's
 `choices` are united (any annotator's threat counts, as in the dataset importer) into
 one `Feedback` row per task, source `analyst`. The analyst labels the whole image, so
-the classes not chosen are 0 and `paper_only` follows from the classes. A task with an
+the classes not chosen are 0 and `paper_only` and `no_threat` follow from the classes
+(whichever low-risk definition the served model clears on). A task with an
 unknown item id or class fails the whole import (one transaction, nothing written);
 re-importing the same export adds nothing (same item, annotator and time = same verdict).
 """
@@ -182,7 +183,9 @@ def import_labelstudio(
                 )
         for v in verdicts:
             flags = {c: int(c in v.classes) for c in taxonomy.names}
-            labels = {**flags, "paper_only": taxonomy.paper_only(flags)}
+            # both low-risk truths: the model being served may clear on either
+            labels = {**flags, "paper_only": taxonomy.paper_only(flags),
+                      "no_threat": taxonomy.no_threat(flags)}
             if _already_imported(s, v):
                 duplicates += 1
                 continue

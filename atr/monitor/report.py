@@ -22,7 +22,13 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from atr.inference.image_stats import STAT_NAMES
-from atr.monitor.drift_performance import LEAK_COLUMN, RECALL_COLUMN, indicator_columns
+from atr.monitor.drift_performance import (
+    LEAK_COLUMN,
+    RECALL_COLUMN,
+    indicator_columns,
+    low_risk_output,
+    threat_outputs,
+)
 from atr.monitor.drift_scores import DriftMethods, common_dims, embedding_columns, embedding_matrix
 from atr.monitor.reference import score_outputs
 
@@ -35,7 +41,8 @@ def report_frame(frame: pd.DataFrame, outputs: list[str], dims: int) -> pd.DataF
     flat = frame[[f"score_{o}" for o in outputs] + list(STAT_NAMES) + ["decision"]].copy()
     flat = flat.reset_index(drop=True)
     emb = pd.DataFrame(embedding_matrix(frame, dims), columns=embedding_columns(dims))
-    ind = indicator_columns(frame.reset_index(drop=True), [o for o in outputs if o != "paper_only"])
+    ind = indicator_columns(frame.reset_index(drop=True), threat_outputs(outputs),
+                            low_risk_output(outputs))
     return pd.concat([flat, emb, ind], axis=1)
 
 

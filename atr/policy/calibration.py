@@ -7,9 +7,13 @@ Two kinds of threshold, two kinds of claim:
   meets the class's target. Recall and its one-sided Clopper–Pearson lower
   bound are reported; the threshold is chosen on the same data, so the bound
   describes the calibration set rather than guaranteeing future recall.
-* the clear threshold on the paper_only score, with a guarantee: with
-  probability >= `confidence` the leak rate (share of non-paper-only items
+* the clear threshold on the low-risk score (the model's first output: `paper_only` or
+  `no_threat`, the taxonomy's `low_risk` definition), with a guarantee: with
+  probability >= `confidence` the leak rate (share of items that are not low risk
   CLEARed) is <= `leak_rate_target`. See `search_clear_threshold`.
+
+A split too small for these claims gives a triage-only policy (atr.policy.triage) or,
+with `policy.on_insufficient: error`, an `InsufficientCalibrationError`.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from atr.policy.bounds import (
-    clopper_pearson,
-    clopper_pearson_upper_many,
-    min_trials_for_zero_events,
-)
+from atr.policy.bounds import clopper_pearson, clopper_pearson_upper_many
 from atr.policy.config import PolicyConfig
-from atr.policy.decision import PAPER_ONLY, Policy
+from atr.policy.decision import Policy
+from atr.policy.evidence import inspect_threshold, policy_targets, recall_evidence, split_counts
+from atr.policy.triage import calibration_shortfall, triage_policy
+from atr.taxonomy import LOW_RISK_DEFINITIONS
+
+__all__ = ["InsufficientCalibrationError", "calibrate_policy", "fixed_sequence_passes",
+           "inspect_threshold", "search_clear_threshold"]
 
 METHOD = (
-    "fixed-sequence testing (Learn-then-Test) over paper_only thresholds from strict to lenient, "
-    "stopping at the first failure; one-sided Clopper-Pearson upper bound on the leak rate"
+    "fixed-sequence testing (Learn-then-Test) over low-risk score thresholds from strict to "
+    "lenient, stopping at the first failure; one-sided Clopper-Pearson upper bound on the "
+    "leak rate"
 )
 
 
@@ -48,43 +55,43 @@ class InsufficientCalibrationError(ValueError):
 
 def calibrate_policy(
     scores: ArrayLike,
-    truth_paper_only: ArrayLike,
+    truth_low_risk: ArrayLike,
     truth_threats: ArrayLike,
     outputs: Sequence[str],
     cfg: PolicyConfig | Mapping[str, Any] | None = None,
 ) -> Policy:
     """Calibrate a `Policy` on a held-out split: scores N x K in `outputs` order, truths 0/1.
 
-    `truth_threats` is N x T with T = K - 1 columns in the order of outputs[1:].
-    Raises `InsufficientCalibrationError` when the split cannot support the
-    leak bound or a recall claim; never returns a policy that overstates them.
+    `truth_low_risk` is the manifest column named outputs[0] (`paper_only` or
+    `no_threat`: 1 = positive evidence of low risk); `truth_threats` is N x T with
+    T = K - 1 columns in the order of outputs[1:]. When the split cannot support the
+    leak bound or a recall claim the result is a triage-only policy (never CLEARs), or
+    with `on_insufficient: error` an `InsufficientCalibrationError`; never a policy
+    that overstates them.
     """
     cfg = cfg if isinstance(cfg, PolicyConfig) else PolicyConfig.from_dict(cfg)
-    s, paper, threat_truth = _validated(scores, truth_paper_only, truth_threats, outputs)
+    s, low, threat_truth = _validated(scores, truth_low_risk, truth_threats, outputs)
     threats = list(outputs[1:])
     unknown = sorted(set(cfg.threat_recall_targets) - set(threats))
     if unknown:
         raise ValueError(f"policy.threat_recall_targets names unknown threat(s) {unknown}")
-    nonpaper = paper == 0
-    _check_sufficient(int(nonpaper.sum()), threat_truth, threats, cfg)
+    nonpaper = low == 0  # not low risk: a CLEAR of such an item is a leak
+    shortfall = calibration_shortfall(outputs[0], int(nonpaper.sum()), threat_truth, threats,
+                                      cfg)
+    if shortfall.problems:
+        if cfg.on_insufficient == "error":
+            raise InsufficientCalibrationError(shortfall.problems, shortfall.n_not_low_risk,
+                                               shortfall.needed, shortfall.short_classes)
+        return triage_policy(s, low, threat_truth, outputs, cfg, shortfall)
 
     inspect_thresholds: dict[str, float] = {}
     threat_evidence: dict[str, Any] = {}
     for j, name in enumerate(threats):
         target = cfg.recall_target(name)
         positives = threat_truth[:, j] == 1
-        thr = inspect_threshold(s[positives, 1 + j], target)
-        inspect_thresholds[name] = thr
-        detected = int((s[positives, 1 + j] >= thr).sum())
-        n_pos = int(positives.sum())
-        threat_evidence[name] = {
-            "n_positive": n_pos,
-            "target": target,
-            "inspected": detected,
-            "recall": detected / n_pos,
-            "recall_lower": clopper_pearson(detected, n_pos, cfg.confidence).lower,
-            "negatives_over_threshold_rate": float(np.mean(s[~positives, 1 + j] >= thr)),
-        }
+        inspect_thresholds[name] = inspect_threshold(s[positives, 1 + j], target)
+        threat_evidence[name] = recall_evidence(s[:, 1 + j], positives, inspect_thresholds[name],
+                                                target, cfg.confidence)
 
     guards = {t: cfg.clear_guard for t in threats} if cfg.clear_guard is not None else {}
     guard_ok = np.all(s[:, 1:] < np.array([guards.get(t, np.inf) for t in threats]), axis=1)
@@ -99,45 +106,31 @@ def calibrate_policy(
     warnings: list[str] = []
     if math.isinf(clear_threshold):
         warnings.append(
-            f"no paper_only threshold keeps the leak-rate upper bound <= {cfg.leak_rate_target} "
+            f"no {outputs[0]} threshold keeps the leak-rate upper bound <= {cfg.leak_rate_target} "
             f"at {cfg.confidence:.0%} confidence with <= {cfg.max_threat_cleared} threat item(s) "
-            f"cleared on {int(nonpaper.sum())} non-paper-only calibration items: "
+            f"cleared on {int(nonpaper.sum())} non-low-risk ({outputs[0]}=0) calibration items: "
             "the policy clears nothing (every item goes to REVIEW or INSPECT)"
         )
     cleared = guard_ok & ~inspected & (s[:, 0] >= clear_threshold)
     clear_evidence["auto_clear_rate"] = float(cleared.mean())
-    clear_evidence["paper_only_clear_rate"] = (
-        float(cleared[paper == 1].mean()) if paper.any() else None
+    # paper_only_clear_rate: the name before the definition was configurable, kept.
+    clear_evidence["low_risk_clear_rate"] = clear_evidence["paper_only_clear_rate"] = (
+        float(cleared[low == 1].mean()) if low.any() else None
     )
     return Policy(
         outputs=list(outputs),
         clear_threshold=clear_threshold,
         inspect_thresholds=inspect_thresholds,
         clear_guards=guards,
-        targets={
-            **cfg.to_dict(),
-            "threat_recall_targets": {t: cfg.recall_target(t) for t in threats},
-        },
+        targets=policy_targets(cfg, threats),
         calibration={
             "method": METHOD,
-            "n": int(len(s)),
-            "n_paper_only": int(paper.sum()),
-            "n_nonpaper": int(nonpaper.sum()),
-            "n_threat": int(threat_truth.any(axis=1).sum()),
-            "n_nonpaper_required": min_trials_for_zero_events(cfg.leak_rate_target, cfg.confidence),
+            **split_counts(outputs[0], low, threat_truth, cfg),
             "clear": clear_evidence,
             "threats": threat_evidence,
         },
         warnings=warnings,
     )
-
-
-def inspect_threshold(positive_scores: np.ndarray, target: float) -> float:
-    """Largest threshold t with share(positive_scores >= t) >= target."""
-    ranked = np.sort(np.asarray(positive_scores, dtype=np.float64))[::-1]
-    # The epsilon keeps 0.95 * 100 = 95.00000000000001 from demanding 96 hits.
-    needed = max(1, math.ceil(target * len(ranked) - 1e-9))
-    return float(ranked[needed - 1])
 
 
 def fixed_sequence_passes(passed: Sequence[bool] | np.ndarray) -> int:
@@ -153,12 +146,14 @@ def search_clear_threshold(
     threat_cleared_eligible: np.ndarray,
     cfg: PolicyConfig,
 ) -> tuple[float, dict[str, Any]]:
-    """Lowest paper_only threshold whose leak bound holds, by fixed-sequence testing.
+    """Lowest low-risk threshold whose leak bound holds, by fixed-sequence testing.
 
-    Candidates are the distinct paper_only scores, walked from strict (high) to
+    `paper_score` is the low-risk score (outputs[0]) and `nonpaper` marks the items
+    that are not low risk (names kept from when low risk meant paper only).
+    Candidates are the distinct low-risk scores, walked from strict (high) to
     lenient (low). At candidate t the null hypothesis "leak rate at t >
     target" is rejected when the one-sided Clopper–Pearson upper bound on the
-    leaks (non-paper-only items with score >= t) is <= target; the candidate
+    leaks (items not low risk with score >= t) is <= target; the candidate
     passes when it is rejected and at most `max_threat_cleared` threat items
     would be CLEARed. The walk stops at the first candidate that fails and
     keeps the last one that passed (Learn-then-Test, fixed-sequence).
@@ -217,37 +212,19 @@ def search_clear_threshold(
     return float(candidates[i]), evidence
 
 
-def _check_sufficient(n_nonpaper: int, threat_truth: np.ndarray, threats: Sequence[str],
-                      cfg: PolicyConfig) -> None:
-    needed = min_trials_for_zero_events(cfg.leak_rate_target, cfg.confidence)
-    problems: list[str] = []
-    if n_nonpaper < needed:
-        problems.append(
-            f"{n_nonpaper} non-paper-only items, but bounding the leak rate at "
-            f"<= {cfg.leak_rate_target} with {cfg.confidence:.0%} confidence needs at least "
-            f"{needed} even with zero leaks"
-        )
-    positives = threat_truth.sum(axis=0).astype(int)
-    short = {t: int(k) for t, k in zip(threats, positives, strict=True)
-             if k < cfg.min_threat_positives}
-    problems += [
-        f"threat class {t!r} has {k} positive items, a recall claim needs at least "
-        f"{cfg.min_threat_positives} (policy.min_threat_positives)" for t, k in short.items()
-    ]
-    if problems:
-        raise InsufficientCalibrationError(problems, n_nonpaper, needed, short)
-
-
-def _validated(scores: ArrayLike, truth_paper_only: ArrayLike, truth_threats: ArrayLike,
+def _validated(scores: ArrayLike, truth_low_risk: ArrayLike, truth_threats: ArrayLike,
                outputs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not outputs or outputs[0] != PAPER_ONLY:
-        raise ValueError(f"outputs must start with {PAPER_ONLY!r}, got {list(outputs)}")
+    if not outputs or outputs[0] not in LOW_RISK_DEFINITIONS:
+        raise ValueError(f"outputs must start with one of {LOW_RISK_DEFINITIONS}, "
+                         f"got {list(outputs)}")
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[1] != len(outputs):
         raise ValueError(f"scores must be N x {len(outputs)}, got shape {s.shape}")
+    if not len(s):
+        raise ValueError("the calibration split is empty")
     if not np.all(np.isfinite(s)):
         raise ValueError("calibration scores contain NaN or infinity")
-    paper = np.asarray(truth_paper_only).astype(np.int64).reshape(-1)
+    paper = np.asarray(truth_low_risk).astype(np.int64).reshape(-1)
     threat_truth = np.asarray(truth_threats).astype(np.int64).reshape(len(s), -1)
     if len(paper) != len(s) or threat_truth.shape[1] != len(outputs) - 1:
         raise ValueError(
@@ -256,5 +233,5 @@ def _validated(scores: ArrayLike, truth_paper_only: ArrayLike, truth_threats: Ar
     if not (np.isin(paper, (0, 1)).all() and np.isin(threat_truth, (0, 1)).all()):
         raise ValueError("truth labels must be 0/1")
     if np.any((paper == 1) & threat_truth.any(axis=1)):
-        raise ValueError("items labelled both paper_only and threat: inconsistent truth")
+        raise ValueError(f"items labelled both {outputs[0]} and threat: inconsistent truth")
     return s, paper, threat_truth

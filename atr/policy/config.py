@@ -9,6 +9,12 @@ from typing import Any
 
 import yaml
 
+# What calibration does when the split cannot support the policy's claims (too few items
+# that are not low risk for the leak bound, too few positives of a threat class):
+#   triage: register a triage-only policy (never CLEARs; threats INSPECT, rest REVIEW);
+#   error:  refuse (InsufficientCalibrationError), the evaluate stage fails.
+ON_INSUFFICIENT = ("triage", "error")
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
@@ -21,6 +27,10 @@ class PolicyConfig:
     max_threat_cleared: int = 0
     min_threat_positives: int = 10
     clear_guard: float | None = None
+    on_insufficient: str = "triage"
+    # A triage policy's inspect threshold for a class with too few positives is capped here
+    # (and is this for a class with none): see atr.policy.calibration.triage_inspect_threshold.
+    triage_inspect_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("leak_rate_target", "confidence", "threat_recall_target"):
@@ -32,6 +42,11 @@ class PolicyConfig:
         _require(self.min_threat_positives >= 1, "min_threat_positives must be >= 1")
         guard = self.clear_guard
         _require(guard is None or 0.0 < guard <= 1.0, "clear_guard must be null or in (0, 1]")
+        _require(self.on_insufficient in ON_INSUFFICIENT,
+                 f"on_insufficient must be one of {ON_INSUFFICIENT}, got {self.on_insufficient!r}")
+        fallback = self.triage_inspect_threshold
+        _require(0.0 < fallback <= 1.0,
+                 f"triage_inspect_threshold must lie in (0, 1], got {fallback}")
 
     def recall_target(self, threat: str) -> float:
         return self.threat_recall_targets.get(threat, self.threat_recall_target)
@@ -51,7 +66,8 @@ class PolicyConfig:
             # A misspelt key would silently fall back to a default target: refuse it.
             raise ValueError(f"policy config: unknown key(s) {unknown}; known: {sorted(known)}")
         args: dict[str, Any] = {}
-        for key in ("leak_rate_target", "confidence", "threat_recall_target"):
+        for key in ("leak_rate_target", "confidence", "threat_recall_target",
+                    "triage_inspect_threshold"):
             if key in cfg:
                 args[key] = float(cfg[key])
         for key in ("max_threat_cleared", "min_threat_positives"):
@@ -61,6 +77,8 @@ class PolicyConfig:
             args["threat_recall_targets"] = {
                 str(k): float(v) for k, v in dict(cfg["threat_recall_targets"]).items()
             }
+        if "on_insufficient" in cfg:
+            args["on_insufficient"] = str(cfg["on_insufficient"])
         if cfg.get("clear_guard") is not None:
             args["clear_guard"] = float(cfg["clear_guard"])
         return cls(**args)

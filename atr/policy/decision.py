@@ -17,11 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from atr.taxonomy import LOW_RISK_DEFINITIONS
+
 POLICY_FORMAT = "atr-policy"
 POLICY_VERSION = 1
 PAPER_ONLY = "paper_only"
+# How far the policy's claims reach (policy.json `mode`; files without it are certified):
+#   certified:   calibrated on enough data; CLEAR (if any) carries the leak bound;
+#   triage_only: the calibration split could not certify the bound; never CLEARs, threats
+#                go to INSPECT, everything else to REVIEW (atr.policy.calibration).
+CERTIFIED, TRIAGE_ONLY = "certified", "triage_only"
+MODES = (CERTIFIED, TRIAGE_ONLY)
 
-REASON_CLEAR = "paper_only"
+# The reason of a CLEAR is the policy's low-risk definition (`paper_only` or `no_threat`);
+# this is the one of policies calibrated before the definition was configurable.
+REASON_CLEAR = PAPER_ONLY
 REASON_UNCERTAIN = "uncertain"
 REASON_INVALID = "invalid_scores"
 THREAT_REASON_PREFIX = "threat:"
@@ -37,11 +47,13 @@ class Decision(StrEnum):
 class Policy:
     """Thresholds on the model's scores, with the targets and evidence they were calibrated to.
 
-    outputs: score columns in `Taxonomy.model_outputs` order (`paper_only` first).
-    clear_threshold: paper_only score at or above which an item may be CLEARed;
+    outputs: score columns in `Taxonomy.model_outputs` order: the low-risk output first
+        (one of `atr.taxonomy.LOW_RISK_DEFINITIONS`: `paper_only` or `no_threat`), then threats.
+    clear_threshold: low-risk score at or above which an item may be CLEARed;
         +inf (null in JSON) means the policy never clears.
     inspect_thresholds: per threat, the score at or above which the item is INSPECTed.
     clear_guards: optional per threat: CLEAR also needs that threat's score below it.
+    mode: `certified` or `triage_only` (never CLEARs; see MODES).
     """
 
     outputs: list[str]
@@ -52,10 +64,17 @@ class Policy:
     calibration: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     version: int = POLICY_VERSION
+    mode: str = CERTIFIED
 
     def __post_init__(self) -> None:
-        if not self.outputs or self.outputs[0] != PAPER_ONLY:
-            raise ValueError(f"policy outputs must start with {PAPER_ONLY!r}, got {self.outputs}")
+        if not self.outputs or self.outputs[0] not in LOW_RISK_DEFINITIONS:
+            raise ValueError(f"policy outputs must start with one of {LOW_RISK_DEFINITIONS} "
+                             f"(the low-risk output), got {self.outputs}")
+        if self.mode not in MODES:
+            raise ValueError(f"policy mode {self.mode!r} not one of {MODES}")
+        if self.mode == TRIAGE_ONLY and not math.isinf(self.clear_threshold):
+            # A triage policy was never certified to clear: refuse one that would.
+            raise ValueError("a triage_only policy never clears: clear_threshold must be null")
         threats = self.threats
         if set(self.inspect_thresholds) != set(threats):
             # A threat without a threshold could never trigger INSPECT: refuse at load time.
@@ -77,6 +96,15 @@ class Policy:
         return list(self.outputs[1:])
 
     @property
+    def low_risk(self) -> str:
+        """The low-risk definition the policy was calibrated under (its first output)."""
+        return self.outputs[0]
+
+    @property
+    def triage_only(self) -> bool:
+        return self.mode == TRIAGE_ONLY
+
+    @property
     def clears_nothing(self) -> bool:
         return self.clear_threshold > 1.0
 
@@ -84,9 +112,10 @@ class Policy:
         """Decide each row of an N x K score matrix (K = len(outputs)).
 
         INSPECT if any threat score reaches its threshold (reason `threat:<class>`,
-        the highest-scoring such class); else CLEAR if paper_only reaches
-        clear_threshold and every guarded threat is below its guard (reason
-        `paper_only`); else REVIEW (`uncertain`). Fail-safe: a row that is not
+        the highest-scoring such class); else CLEAR if the low-risk score reaches
+        clear_threshold and every guarded threat is below its guard (reason: the
+        low-risk definition, `paper_only` or `no_threat`); else REVIEW (`uncertain`).
+        A triage_only policy never CLEARs. Fail-safe: a row that is not
         finite or outside [0, 1], or a matrix of the wrong shape, is INSPECTed
         with reason `invalid_scores`; nothing invalid is ever CLEARed.
         """
@@ -103,7 +132,7 @@ class Policy:
 
         over = threat_scores >= inspect_at
         inspect = over.any(axis=1)
-        clear = ~inspect & self.clear_eligible(matrix)
+        clear = ~inspect & self.clear_eligible(matrix) & (not self.triage_only)
         # Which threat to name: the highest score among those over their threshold.
         named = np.argmax(np.where(over, threat_scores, -np.inf), axis=1)
         threat_reasons = np.array([THREAT_REASON_PREFIX + t for t in self.threats], dtype=object)
@@ -111,7 +140,7 @@ class Policy:
         # Integer codes, then Decision members: numpy would turn the str-enum into plain str.
         codes = np.zeros(matrix.shape[0], dtype=np.int8)  # 0 REVIEW, 1 CLEAR, 2 INSPECT
         reasons = np.full(matrix.shape[0], REASON_UNCERTAIN, dtype=object)
-        codes[clear], reasons[clear] = 1, REASON_CLEAR
+        codes[clear], reasons[clear] = 1, self.low_risk
         codes[inspect] = 2
         reasons[inspect] = threat_reasons[named[inspect]]
         # Last, so that it overrides anything the comparisons made of a bad row.
@@ -120,7 +149,7 @@ class Policy:
         return [by_code[c] for c in codes.tolist()], reasons.tolist()
 
     def clear_eligible(self, matrix: np.ndarray) -> np.ndarray:
-        """Rows that CLEAR would take if no threat reached INSPECT: paper_only at or over
+        """Rows that CLEAR would take if no threat reached INSPECT: low-risk score at or over
         the clear threshold and every guarded threat under its guard (N x K in, N bools)."""
         guard_at = np.array([self.clear_guards.get(t, np.inf) for t in self.threats])
         guarded = np.all(matrix[:, 1:] < guard_at, axis=1)
@@ -130,6 +159,8 @@ class Policy:
         return {
             "format": POLICY_FORMAT,
             "version": self.version,
+            "mode": self.mode,
+            "low_risk": self.low_risk,
             "outputs": list(self.outputs),
             # JSON has no infinity: null is "never clear".
             "clear_threshold": None if math.isinf(self.clear_threshold) else self.clear_threshold,
@@ -152,8 +183,12 @@ class Policy:
         if version != POLICY_VERSION:
             raise ValueError(f"policy format version {version} not supported ({POLICY_VERSION})")
         clear = data.get("clear_threshold")
+        outputs = [str(o) for o in data["outputs"]]
+        low_risk = data.get("low_risk")
+        if low_risk is not None and (not outputs or str(low_risk) != outputs[0]):
+            raise ValueError(f"policy low_risk {low_risk!r} is not its first output {outputs[:1]}")
         return cls(
-            outputs=[str(o) for o in data["outputs"]],
+            outputs=outputs,
             clear_threshold=math.inf if clear is None else float(clear),
             inspect_thresholds={str(k): float(v) for k, v in data["inspect_thresholds"].items()},
             clear_guards={str(k): float(v) for k, v in (data.get("clear_guards") or {}).items()},
@@ -161,6 +196,8 @@ class Policy:
             calibration=dict(data.get("calibration") or {}),
             warnings=[str(w) for w in data.get("warnings") or []],
             version=version,
+            # Files written before triage mode existed were all calibrated in full.
+            mode=str(data.get("mode") or CERTIFIED),
         )
 
     @classmethod

@@ -16,14 +16,17 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from atr.policy.decision import Decision, Policy
-from atr.policy.safety_metrics import TRUTH_CATEGORIES, truth_category
+from atr.policy.safety_metrics import truth_category
 
 
 def plot_decision_confusion(report: Mapping[str, Any], path: str | Path) -> Path:
-    """Heatmap of decisions (columns) against truth category (rows) from `policy_report`."""
+    """Heatmap of decisions (columns) against truth category (rows) from `policy_report`.
+
+    The rows are the report's own truth groups, so they name its low-risk definition."""
     decisions = [d.value for d in Decision]
+    groups = list(report["confusion"])
     counts = np.array(
-        [[report["confusion"][t][d] for d in decisions] for t in TRUTH_CATEGORIES], dtype=float
+        [[report["confusion"][t][d] for d in decisions] for t in groups], dtype=float
     )
     # Colour by share of the row so that the rare threat row is as readable as the others.
     totals = counts.sum(axis=1, keepdims=True)
@@ -33,25 +36,29 @@ def plot_decision_confusion(report: Mapping[str, Any], path: str | Path) -> Path
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    for i in range(len(TRUTH_CATEGORIES)):
+    for i in range(len(groups)):
         for j in range(len(decisions)):
             ax.text(j, i, f"{int(counts[i, j])}\n{shares[i, j]:.1%}", ha="center", va="center",
                     color="white" if shares[i, j] > 0.6 else "black", fontsize=9)
     ax.set_xticks(range(len(decisions)), decisions)
-    ax.set_yticks(range(len(TRUTH_CATEGORIES)), TRUTH_CATEGORIES)
+    ax.set_yticks(range(len(groups)), groups)
     ax.set_xlabel("decision")
     ax.set_ylabel("truth")
-    ax.set_title(f"Decisions vs truth (n={report['n']})")
+    mode = " — TRIAGE ONLY" if report.get("policy_mode") == "triage_only" else ""
+    ax.set_title(f"Decisions vs truth (n={report['n']}, low risk = "
+                 f"{report.get('low_risk', 'paper_only')}){mode}")
     fig.colorbar(image, ax=ax, label="share of row")
     return _save(fig, path)
 
 
 def leak_vs_auto_clear(
-    policy: Policy, scores: ArrayLike, truth_paper_only: ArrayLike, truth_threats: ArrayLike
+    policy: Policy, scores: ArrayLike, truth_low_risk: ArrayLike, truth_threats: ArrayLike
 ) -> dict[str, np.ndarray]:
-    """Leak rate and auto-clear rate at every clear threshold, the other thresholds held fixed."""
+    """Leak rate and auto-clear rate at every clear threshold, the other thresholds held fixed.
+
+    For a triage-only policy this is what CLEAR would trade were it certified."""
     s = np.asarray(scores, dtype=np.float64)
-    nonpaper = truth_category(truth_paper_only, truth_threats) != "paper_only"
+    nonpaper = truth_category(truth_low_risk, truth_threats, policy.low_risk) != policy.low_risk
     threat = s[:, 1:]
     inspect_at = np.array([policy.inspect_thresholds[t] for t in policy.threats])
     guard_at = np.array([policy.clear_guards.get(t, np.inf) for t in policy.threats])
@@ -72,12 +79,12 @@ def leak_vs_auto_clear(
 def plot_leak_vs_auto_clear(
     policy: Policy,
     scores: ArrayLike,
-    truth_paper_only: ArrayLike,
+    truth_low_risk: ArrayLike,
     truth_threats: ArrayLike,
     path: str | Path,
 ) -> Path:
     """The trade-off the clear threshold buys: automation against leaks, with the target."""
-    curve = leak_vs_auto_clear(policy, scores, truth_paper_only, truth_threats)
+    curve = leak_vs_auto_clear(policy, scores, truth_low_risk, truth_threats)
     fig = Figure(figsize=(6, 4))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -91,12 +98,13 @@ def plot_leak_vs_auto_clear(
             ax.plot(curve["auto_clear_rate"][at], curve["leak_rate"][at], "o", color="black",
                     label=f"policy (threshold {policy.clear_threshold:.3f})")
     ax.set_xlabel("auto-clear rate (share of all items CLEAR)")
-    ax.set_ylabel("leak rate (non-paper-only items CLEAR)")
+    ax.set_ylabel(f"leak rate (items not {policy.low_risk} CLEAR)")
     # Zoom on the region around the target: the far end of the curve (leak -> 1) says nothing.
     ax.set_ylim(0, 4 * target if target else None)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Leak rate vs auto-clear rate")
+    mode = " — TRIAGE ONLY: never clears" if policy.triage_only else ""
+    ax.set_title(f"Leak rate vs auto-clear rate (low risk = {policy.low_risk}){mode}")
     return _save(fig, path)
 
 

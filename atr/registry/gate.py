@@ -5,9 +5,11 @@ Written to the challenger version: its description (markdown tables, verdict, ru
 tags `gate.<dataset>.<metric>` (challenger figures), `gate.<dataset>.champion.<metric>`,
 `gate.<dataset>.verdict`, `gate.verdict` (better|worse|mixed|no-champion, rule in
 atr/registry/verdict.py), `gate.champion_version`, `gate.at`, `gate.policy_warnings` (how
-many calibration warnings the challenger's policy carries; listed first in the description).
-The report is also printed and saved to `gate.report`. No alias moves here: a reviewer
-decides (`atr approve`, UI).
+many calibration warnings the challenger's policy carries; listed first in the description,
+a triage-only policy's warning first of all), `gate.policy_mode` (certified|triage_only),
+`gate.low_risk` (the definition CLEAR was calibrated under: paper_only|no_threat) and
+`gate.champion.low_risk`. The report is also printed and saved to `gate.report`. No alias
+moves here: a reviewer decides (`atr approve`, UI).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from atr.policy.decision import Policy
+from atr.policy.triage import WARNING_PREFIX as TRIAGE_PREFIX
 from atr.registry import verdict as rules
 from atr.registry.tracking import cfg_value, configure, model_name
 from atr.registry.versions import resolve, verified_package
@@ -61,9 +64,13 @@ def gate(cfg: Any) -> dict[str, Any]:
                                 "has no manifest.parquet and no frontline batch is labelled")
 
     overall = rules.overall_verdict(verdicts)
-    policy_warnings = _policy_warnings(packages["challenger"])
+    policies = {role: Policy.load(pkg / "policy.json") for role, pkg in packages.items()}
+    policy_warnings = _policy_warnings(policies["challenger"])
     tags.update({
         "gate.policy_warnings": str(len(policy_warnings)),
+        "gate.policy_mode": policies["challenger"].mode,
+        "gate.low_risk": policies["challenger"].low_risk,
+        "gate.champion.low_risk": policies["champion"].low_risk if champion else "none",
         "gate.verdict": overall,
         "gate.champion_version": str(champion.version) if champion else "none",
         "gate.leak_target": str(leak_target),
@@ -71,7 +78,7 @@ def gate(cfg: Any) -> dict[str, Any]:
         "gate.checksums": "verified",
     })
     markdown = _document(name, challenger, champion, overall, sections, leak_target, margin,
-                         policy_warnings)
+                         policy_warnings, policies)
     client.update_model_version(name, challenger.version, description=_fit(markdown))
     for key, value in tags.items():
         client.set_model_version_tag(name, challenger.version, key, value)
@@ -161,20 +168,42 @@ def _section(label: str, dataset: Path, split: str, reports: dict[str, Any],
 
 
 def _document(name: str, challenger: Any, champion: Any, overall: str, sections: list[str],
-              leak_target: float, margin: float, policy_warnings: list[str]) -> str:
+              leak_target: float, margin: float, policy_warnings: list[str],
+              policies: dict[str, Policy]) -> str:
     against = f"champion v{champion.version}" if champion else "no champion yet"
-    head = (f"## Gate: {name} v{challenger.version} vs {against}\n\n"
-            f"**Verdict: {overall}** (leak target {leak_target}, auto-clear margin {margin}; "
-            f"checksums verified)\n\nRule: {rules.RULE}\n")
+    head = f"## Gate: {name} v{challenger.version} vs {against}\n\n"
     if policy_warnings:  # first, so that truncation of a long description never hides them
-        head += "\n**Policy warnings (from calibration):**\n\n" + "".join(
-            f"- {w}\n" for w in policy_warnings)
+        head += "**Policy warnings (from calibration):**\n\n" + "".join(
+            f"- {w}\n" for w in policy_warnings) + "\n"
+    head += _definitions(challenger, champion, policies)
+    head += (f"**Verdict: {overall}** (leak target {leak_target}, auto-clear margin {margin}; "
+             f"checksums verified)\n\nRule: {rules.RULE}\n")
     return "\n".join([head, *sections])
 
 
-def _policy_warnings(package: Path) -> list[str]:
-    """The challenger's calibration warnings (e.g. a scanner its leak bound does not cover)."""
-    return list(Policy.load(package / "policy.json").warnings)
+def _definitions(challenger: Any, champion: Any, policies: dict[str, Policy]) -> str:
+    """Which low-risk definition each version's CLEAR was calibrated under, and its mode."""
+    mine = policies["challenger"]
+    text = (f"**Low risk (CLEAR evidence): `{mine.low_risk}`**, policy mode `{mine.mode}` "
+            f"(challenger v{challenger.version})")
+    if champion is not None:
+        theirs = policies["champion"]
+        text += f"; champion v{champion.version}: `{theirs.low_risk}`, `{theirs.mode}`"
+        if theirs.low_risk != mine.low_risk:
+            text += (". The definitions differ: each version's leaks are counted against its "
+                     "own low-risk truth column, so the leak figures do not measure the same "
+                     "thing")
+    return text + "\n\n"
+
+
+def _policy_warnings(policy: Policy) -> list[str]:
+    """The challenger's calibration warnings (e.g. a scanner its leak bound does not cover),
+    a triage-only policy's warning first (added if a hand-made policy.json lacks it)."""
+    warnings = sorted(policy.warnings, key=lambda w: not w.startswith(TRIAGE_PREFIX))
+    if policy.triage_only and not (warnings and warnings[0].startswith(TRIAGE_PREFIX)):
+        warnings.insert(0, f"{TRIAGE_PREFIX}: this policy never CLEARs (threats go to INSPECT, "
+                           "everything else to REVIEW)")
+    return warnings
 
 
 def _fit(markdown: str) -> str:

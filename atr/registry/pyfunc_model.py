@@ -67,13 +67,11 @@ class ScreeningModel(mlflow.pyfunc.PythonModel):
         return self._predict_tensor(_as_tensor(model_input, self.spec.input_size))
 
     def _predict_encoded(self, encoded: list[Any]) -> pd.DataFrame:
-        from atr.inference.preprocess import decode_image
-
         images, ok = [], []
         for item in encoded:
             try:
                 raw = base64.b64decode(str(item), validate=True)
-                images.append(decode_image(raw, max_pixels=self.spec.max_pixels))
+                images.append(self.spec.decode(raw))
                 ok.append(True)
             except (ValueError, binascii.Error):  # ImageDecodeError is a ValueError
                 ok.append(False)

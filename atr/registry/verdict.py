@@ -39,7 +39,10 @@ RULE = (
 
 
 def _non_paper(pol: Mapping[str, Any]) -> int:
-    return int(pol.get("n_goods") or 0) + int(pol.get("n_threat") or 0)
+    """Items not low risk (the leak denominator) under the report's own definition."""
+    if pol.get("n_not_low_risk") is not None:
+        return int(pol["n_not_low_risk"])
+    return int(pol.get("n_goods") or 0) + int(pol.get("n_threat") or 0)  # older reports
 
 
 def is_safe(report: Mapping[str, Any], leak_target: float) -> bool:

@@ -49,6 +49,8 @@ def test_writes_batches_raw_and_a_readable_dataset(taxonomy, tmp_path, no_leftov
     assert (m["width"] == 30).all() and (m["height"] == 20).all()
     # paper_only defaults to the taxonomy rule: only item 4 shows paper alone.
     assert m["paper_only"].tolist() == [0, 0, 0, 0, 1]
+    # no_threat defaults to "no threat class present" (these labels are complete): all but 3
+    assert m["no_threat"].tolist() == [1, 1, 1, 0, 1]
     assert ds.info["items"] == 5 and ds.info["splits"]["test"] == 3
     raw = np.asarray(Image.open(out / m.loc[0, "raw"]))
     assert raw.dtype == np.uint16 and raw.shape == (40, 30) and int(raw[0, 0]) == 7
@@ -147,3 +149,21 @@ def test_assign_splits_is_stratified_deterministic_and_order_free(taxonomy):
         check_fractions({"train": 0.5})
     with pytest.raises(ValueError, match="unknown split"):
         check_fractions({"train": 0.5, "holdout": 0.5})
+
+
+def test_no_threat_follows_the_rows_recorded_completeness_or_is_given(taxonomy, tmp_path):
+    with DatasetWriter(tmp_path / "ds", taxonomy, source="t") as w:
+        w.add("sim", rgb(0), split="train", scanner_id="s", labels={"toy": 1})
+        w.add("partial", rgb(1), split="train", scanner_id="s", labels={"toy": 1},
+              meta={"complete_labels": False})
+        w.add("threats", rgb(2), split="train", scanner_id="s", labels={"toy": 1},
+              meta={"complete_labels": "threats"})
+        w.add("told", rgb(3), split="train", scanner_id="s", labels={"toy": 1}, no_threat=0)
+    m = read_dataset(tmp_path / "ds").manifest
+    assert m["no_threat"].tolist() == [1, 0, 1, 0] and m["paper_only"].sum() == 0
+    with (
+        pytest.raises(ValueError, match=r"item 'x': meta\['complete_labels'\]: \['knive'\]"),
+        DatasetWriter(tmp_path / "bad", taxonomy, source="t") as w,
+    ):
+        w.add("x", rgb(0), split="train", scanner_id="s", labels={},
+              meta={"complete_labels": ["knive"]})

@@ -35,6 +35,7 @@ def frame(taxonomy: Taxonomy, n: int = 3) -> pd.DataFrame:
             "height": 50,
             **{c: 0 for c in taxonomy.names},
             "paper_only": 0,
+            "no_threat": 0,
             "boxes": "[]",
             "meta": "{}",
         }
@@ -44,12 +45,13 @@ def frame(taxonomy: Taxonomy, n: int = 3) -> pd.DataFrame:
 
 def test_valid_frame_is_accepted_with_canonical_dtypes(taxonomy):
     df = frame(taxonomy)
-    df.loc[0, "document"] = 1
-    df.loc[0, "paper_only"] = 1
+    df.loc[0, ["document", "paper_only", "no_threat"]] = 1
     df.loc[1, "knife"] = 1
     df.loc[1, "boxes"] = json.dumps([{"label": "knife", "xyxy": [1, 2, 30, 40]}])
     out = validate_manifest(df, taxonomy)
     assert out["knife"].dtype == "int8" and out["paper_only"].dtype == "int8"
+    assert out["no_threat"].dtype == "int8" and list(out.columns[-4:]) == [
+        "paper_only", "no_threat", "boxes", "meta"]
     assert out["width"].dtype == "int64"
 
 
@@ -99,7 +101,7 @@ def test_box_label_must_be_set_in_its_class_column(taxonomy):
 
 def test_paper_only_with_a_non_paper_class_is_refused(taxonomy):
     df = frame(taxonomy)
-    df.loc[1, ["document", "paper_only", "lithium_battery"]] = 1
+    df.loc[1, ["document", "paper_only", "no_threat", "lithium_battery"]] = 1
     with pytest.raises(
         ManifestError, match=r"row 2 .*'paper_only': 1 but non-paper.*lithium_battery"
     ):
@@ -172,3 +174,73 @@ def test_read_checks_files_taxonomy_and_presence(taxonomy, tmp_path):
         read_dataset(root)
     with pytest.raises(ManifestError, match="dataset.json: file not found"):
         read_dataset(tmp_path / "nowhere")
+
+
+def test_no_threat_contradicting_the_classes_is_refused(taxonomy):
+    df = frame(taxonomy)
+    df.loc[0, ["no_threat", "narcotics"]] = 1
+    df.loc[2, ["document", "paper_only"]] = 1  # only paper, yet "a threat may be there"
+    with pytest.raises(ManifestError) as e:
+        validate_manifest(df, taxonomy)
+    msg = str(e.value)
+    assert "row 1 (item_id 'it0'): field 'no_threat': 1 but threat class(es) ['narcotics']" in msg
+    assert "row 3 (item_id 'it2'): field 'no_threat': 0 but paper_only is 1" in msg
+
+
+def test_targets_follow_the_models_outputs_not_the_stored_taxonomy(taxonomy, tmp_path):
+    root = _dataset(tmp_path, taxonomy, n=3)
+    df = read_dataset(root).manifest
+    df.loc[1, "no_threat"] = 1
+    write_manifest(df, root, taxonomy)
+    ds = read_dataset(root)
+    assert ds.targets()[:, 0].tolist() == [0, 0, 0]  # stored taxonomy: paper_only first
+    outputs = Taxonomy.from_dict({**taxonomy.to_dict(), "low_risk": "no_threat"}).model_outputs
+    assert outputs[0] == "no_threat"
+    assert ds.targets(outputs=outputs)[:, 0].tolist() == [0, 1, 0]
+    assert ds.targets(ds.split("train"), outputs).shape == (3, 1 + len(taxonomy.threats))
+    with pytest.raises(ValueError, match=r"model output\(s\) \['safe'\] are not manifest truth"):
+        ds.targets(outputs=["safe"])
+
+
+def _v1_folder(root: Path, taxonomy: Taxonomy) -> Path:
+    """A dataset folder as ATR wrote it before schema 2 (no no_threat column)."""
+    df = frame(taxonomy, 4).drop(columns="no_threat")
+    df.loc[0, "toy"] = 1  # simulator row: complete labels, threat-free
+    df["meta"] = [
+        "{}",
+        json.dumps({"importer": "coco", "original_name": "a.png"}),  # unknown completeness
+        json.dumps({"importer": "folder"}),
+        json.dumps({"label_source": "inspection"}),  # a frontline verdict: a knife
+    ]
+    df.loc[2, ["document", "paper_only"]] = 1  # only under v1's complete_labels: true
+    df.loc[3, "knife"] = 1
+    for p in df["image"]:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_bytes(b"x")
+    df.to_parquet(root / MANIFEST_FILE, index=False)
+    info = {"schema_version": 1, "source": "frontline",
+            "taxonomy": {"name": taxonomy.name, "classes": [c.__dict__ for c in taxonomy.classes]}}
+    (root / DATASET_FILE).write_text(json.dumps(info))
+    return root
+
+
+def test_schema_1_folders_are_upgraded_on_read_without_touching_the_files(taxonomy, tmp_path):
+    root = _v1_folder(tmp_path, taxonomy)
+    before = {p.name: p.read_bytes() for p in (root / MANIFEST_FILE, root / DATASET_FILE)}
+    ds = read_dataset(root)
+    assert ds.info["upgraded_from"] == 1
+    assert ds.manifest["no_threat"].tolist() == [1, 0, 1, 0]
+    metas = [json.loads(m) for m in ds.manifest["meta"]]
+    assert [m.get("complete_labels") for m in metas] == [None, False, True, None]
+    assert {p.name: p.read_bytes() for p in (root / MANIFEST_FILE, root / DATASET_FILE)} == before
+
+
+def test_unknown_schema_versions_and_broken_v1_manifests_are_refused(taxonomy, tmp_path):
+    root = _v1_folder(tmp_path, taxonomy)
+    pd.read_parquet(root / MANIFEST_FILE).drop(columns="meta").to_parquet(root / MANIFEST_FILE)
+    with pytest.raises(ManifestError, match=r"manifest.parquet: schema_version 1 manifest: col"):
+        read_dataset(root)
+    info = json.loads((root / DATASET_FILE).read_text())
+    (root / DATASET_FILE).write_text(json.dumps({**info, "schema_version": 3}))
+    with pytest.raises(ManifestError, match=r"dataset.json: schema_version 3 is not one this"):
+        read_dataset(root)

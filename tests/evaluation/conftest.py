@@ -54,6 +54,7 @@ def build_dataset(out: Path, plan: dict[str, tuple[int, int, int]], seed: int = 
                    "width": 48, "height": 40}
             row.update({c: int(c in labels) for c in tax.names})
             row["paper_only"] = tax.paper_only({c: 1 for c in labels})
+            row["no_threat"] = tax.no_threat({c: 1 for c in labels})  # labels are complete
             row["boxes"], row["meta"] = "[]", json.dumps({"seed": seed})
             rows.append(row)
     df = pd.DataFrame(rows)[manifest_columns(tax)]
@@ -62,15 +63,18 @@ def build_dataset(out: Path, plan: dict[str, tuple[int, int, int]], seed: int = 
     return out
 
 
-def build_package(out: Path, seed: int = 0) -> Path:
-    """model.onnx (exported by atr.models.onnx_export) + preprocess.json + taxonomy.json."""
+def build_package(out: Path, seed: int = 0, low_risk: str = "paper_only") -> Path:
+    """model.onnx (exported by atr.models.onnx_export) + preprocess.json + taxonomy.json,
+    the model's first output being the `low_risk` definition."""
+    import dataclasses
+
     import torch
     from torch import nn
 
     from atr.inference.preprocess import PreprocessSpec
     from atr.models.onnx_export import export_onnx
 
-    tax = default_taxonomy()
+    tax = dataclasses.replace(default_taxonomy(), low_risk=low_risk)
 
     class TinyNet(nn.Module):
         def __init__(self) -> None:
@@ -99,6 +103,12 @@ def eval_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pristine_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_package(tmp_path_factory.mktemp("pkg") / "model")
+
+
+@pytest.fixture(scope="session")
+def no_threat_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same network with the `no_threat` low-risk definition (taxonomy.json)."""
+    return build_package(tmp_path_factory.mktemp("pkg-nt") / "model", low_risk="no_threat")
 
 
 @pytest.fixture

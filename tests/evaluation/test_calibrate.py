@@ -87,18 +87,75 @@ def test_package_json_hashes_every_file(calibrated: tuple) -> None:
     assert verify_package(package) == []
 
 
-def test_too_small_calib_set_is_refused_without_policy(package: Path, tiny_dataset: Path,
-                                                       tmp_path: Path) -> None:
+def test_too_small_calib_set_gives_a_triage_policy(package: Path, tiny_dataset: Path,
+                                                   tmp_path: Path) -> None:
+    # The simulated set's calib split is far below the default policy's 598 non-paper items:
+    # the stage still succeeds, with a policy that never clears and says so first.
+    (package / "policy.json").write_text("{}")  # stale, from an earlier model
+    out = tmp_path / "eval"
+    result = calibrate.run(_cfg(package, tiny_dataset, out))
+    policy = Policy.load(package / "policy.json")
+    n_nonpaper = policy.calibration["n_nonpaper"]
+    assert policy.mode == "triage_only" and policy.clears_nothing and n_nonpaper < 598
+    assert policy.warnings[0].startswith("TRIAGE ONLY")
+    assert policy.calibration["clear"]["more_items_to_certify"] == 598 - n_nonpaper
+    assert set(policy.calibration["scanners"]) == set(_calib(tiny_dataset)["scanner_id"])
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["low_risk"], metrics["policy_mode"]) == ("paper_only", "triage_only")
+    assert metrics["policy"]["policy_mode"] == "triage_only"
+    assert metrics["policy_warnings"][0] == policy.warnings[0]
+    assert metrics["policy"]["auto_clear_rate"] == 0.0
+    assert metrics["policy"]["confusion"]["paper_only"]["CLEAR"] == 0
+    assert result["policy_mode"] == "triage_only" and result["warnings"][0] == policy.warnings[0]
+    assert list(result)[:2] == ["low_risk", "policy_mode"]  # the printed summary starts so
+    assert "CLEAR" not in set(pd.read_parquet(package / "reference.parquet")["decision"])
+    assert verify_package(package) == []
+
+
+def _calib(dataset: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(dataset / "manifest.parquet")
+    return frame[frame["split"] == "calib"]
+
+
+def test_too_small_calib_set_is_refused_when_so_configured(package: Path, tiny_dataset: Path,
+                                                           tmp_path: Path) -> None:
     # A stale policy from an earlier model must not survive the refused calibration.
     (package / "policy.json").write_text("{}")
     (package / "reference.parquet").write_bytes(b"stale")
-    # The simulated set's calib split is far below the default policy's 598 non-paper items.
-    cfg = _cfg(package, tiny_dataset, tmp_path / "eval")
+    cfg = _cfg(package, tiny_dataset, tmp_path / "eval", "policy.on_insufficient=error")
     with pytest.raises(InsufficientCalibrationError, match="598"):
         calibrate.run(cfg)
     assert not (package / "policy.json").exists()
     assert not (package / "reference.parquet").exists()
     assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_no_threat_model_is_calibrated_and_judged_on_the_no_threat_truth(
+        no_threat_package: Path, eval_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    package = Path(shutil.copytree(no_threat_package, tmp_path / "model"))
+    out = tmp_path / "eval"
+    result = calibrate.run(_cfg(package, eval_dataset, out, *LOOSE_POLICY))
+    policy = Policy.load(package / "policy.json")
+    assert policy.low_risk == "no_threat" and policy.mode == "certified"
+    # Goods carry no threat here: only the 15 threat items of the calib split are not low risk.
+    calib = _calib(eval_dataset)
+    assert policy.calibration["n_not_low_risk"] == int((calib["no_threat"] == 0).sum()) == 15
+    assert policy.calibration["scanners"]["test-scanner"]["n_nonpaper"] == 15
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["low_risk"] == metrics["policy"]["low_risk"] == "no_threat"
+    assert list(metrics["policy"]["confusion"]) == ["no_threat", "unverified", "threat"]
+    assert metrics["policy"]["n_not_low_risk"] == 2 * 5  # the test split's threat items
+    assert set(metrics["auroc"]) == set(policy.outputs) and "no_threat" in metrics["auroc"]
+    scores = pd.read_parquet(out / "scores_test.parquet")
+    assert {"no_threat", "paper_only", "score_no_threat"} <= set(scores.columns)
+    assert result["low_risk"] == "no_threat"
+    table = report_markdown({"m": evaluate_package(package, eval_dataset)})
+    assert "| low risk (CLEAR evidence) | no_threat |" in table
+    assert "| policy mode | certified |" in table
 
 
 def test_evaluate_package_reuses_the_packaged_policy(calibrated: tuple, eval_dataset: Path) -> None:
@@ -121,6 +178,7 @@ def test_report_only_job_leaves_package_untouched(calibrated: tuple, eval_datase
     package, _, _ = calibrated
     before = {p.name: sha256_file(p) for p in package.iterdir()}
     result = job.run(_cfg(package, eval_dataset, tmp_path, "evaluate.calibrate=false"))
+    assert (result["low_risk"], result["policy_mode"]) == ("paper_only", "certified")
     assert Path(result["report"]).is_file() and (tmp_path / "report_test.md").is_file()
     assert {p.name: sha256_file(p) for p in package.iterdir()} == before
 
@@ -131,7 +189,8 @@ def test_markdown_table_has_each_metric_side_by_side(calibrated: tuple, eval_dat
     table = report_markdown({"challenger": report, "champion": report})
     lines = table.splitlines()
     assert lines[0] == "| metric | challenger | champion |"
-    for label in ("auto-clear rate", "leak rate", "leak rate, 80% upper bound",
+    for label in ("low risk (CLEAR evidence)", "policy mode", "low-risk items cleared",
+                  "auto-clear rate", "leak rate", "leak rate, 80% upper bound",
                   "threat items cleared", "threat items cleared, 80% upper bound",
                   "analyst load (REVIEW)", "macro AUROC", "macro AP"):
         assert any(line.startswith(f"| {label} |") for line in lines), label

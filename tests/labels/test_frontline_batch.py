@@ -160,3 +160,26 @@ def test_crash_while_marking_rolls_back_and_removes_the_folder(
     assert _batches(sessions) == [None] * 3  # nothing acknowledged is lost: next run takes it
     monkeypatch.setattr(frontline_batch, "mark_feedback", real_mark)
     assert write_frontline_batch(sessions, images, taxonomy, tmp_path / "fl").items == 3
+
+
+def test_batches_carry_no_threat_truth_for_either_definition(
+    line: Line, sessions, images, taxonomy, tmp_path: Path
+) -> None:
+    # verdicts as a no_threat model's line sends them (serving derives the flags it can)
+    verdicts = {
+        "goods": {"clothing": 1, "paper_only": 0, "no_threat": 1},  # low risk, not paper
+        "paper": {"document": 1, "paper_only": 1, "no_threat": 1},
+        "knife": {"knife": 1, "paper_only": 0, "no_threat": 0},
+        "implied": {"toy": 1},  # a verdict labels every class: both truths follow
+        "contradiction": {"clothing": 1, "no_threat": 0},  # no threat class, yet no_threat 0
+    }
+    for item, labels in verdicts.items():
+        line.decide(item, scores={"no_threat": 0.5, "knife": 0.1})
+        line.verdict(item, labels)
+    res = write_frontline_batch(sessions, images, taxonomy, tmp_path / "frontline", now=T0)
+    m = read_dataset(res.path, taxonomy).manifest.set_index("item_id")
+    truth = {k: (int(m.loc[k, "paper_only"]), int(m.loc[k, "no_threat"])) for k in m.index}
+    assert truth == {"goods": (0, 1), "paper": (1, 1), "knife": (0, 0), "implied": (0, 1)}
+    assert "no_threat=0 contradicts" in res.skipped["contradiction"]
+    # complete rows (no meta.complete_labels): a no_threat model trains on them as is
+    assert all("complete_labels" not in json.loads(v) for v in m["meta"])

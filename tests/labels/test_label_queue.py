@@ -70,3 +70,23 @@ def test_feedback_closes_open_tasks_and_old_decisions_are_ignored(line: Line, se
     line.verdict("a", {"knife": 1})
     assert refresh_queue(sessions, None, now=NOW)["closed"] == 1
     assert _queue(sessions) == []
+
+
+NO_THREAT_POLICY = Policy(outputs=["no_threat", *THREATS], clear_threshold=0.9,
+                          inspect_thresholds={t: 0.05 for t in THREATS})
+NT_CONFIDENT = {"no_threat": 0.02, **{t: 0.01 for t in THREATS}}
+
+
+def test_a_no_threat_model_ranks_by_its_own_clear_threshold(line: Line, sessions) -> None:
+    # its low-risk output is no_threat: closeness to the clear threshold counts as for paper
+    near = uncertainty({**NT_CONFIDENT, "no_threat": 0.88}, NO_THREAT_POLICY)
+    assert near[0] > 0.5 and "no_threat 0.88 near 0.90" in near[1]
+    assert uncertainty({**NT_CONFIDENT, "no_threat": 0.3}, NO_THREAT_POLICY)[0] < 0.3
+    # a paper_only score (another model's) has no threshold in this policy: counts nothing
+    assert uncertainty({"paper_only": 0.89}, NO_THREAT_POLICY) == (0.0, "")
+    line.decide("nt-confident", scores=NT_CONFIDENT)
+    line.decide("nt-near-clear", scores={**NT_CONFIDENT, "no_threat": 0.87})
+    line.decide("nt-labelled", scores={**NT_CONFIDENT, "no_threat": 0.89})
+    line.verdict("nt-labelled", {"knife": 0, "no_threat": 1})
+    refresh_queue(sessions, NO_THREAT_POLICY, now=NOW)
+    assert [item for item, _ in _queue(sessions)] == ["nt-near-clear", "nt-confident"]

@@ -54,3 +54,24 @@ def test_no_labels_gives_counts_zero_and_no_rates() -> None:
     frame = window().iloc[7:]
     perf = performance(frame)
     assert perf["labelled"] == 0 and perf["leak_rate"] is None and perf["threat_recall"] is None
+
+
+def test_a_no_threat_model_counts_leaks_on_its_own_truth() -> None:
+    # outputs no_threat first: goods cleared are no leak; no_threat is not a threat output
+    rows = [
+        ("goods, cleared", 1, 0, 0, "CLEAR"),
+        ("knife, cleared", 0, 0, 1, "CLEAR"),  # leak and a missed threat
+        ("firearm, inspected", 0, 1, 0, "INSPECT"),
+        ("goods, reviewed", 1, 0, 0, "REVIEW"),
+        ("unlabelled", NAN, NAN, NAN, "CLEAR"),
+    ]
+    frame = pd.DataFrame(rows, columns=["item_id", "no_threat", "firearm", "knife", "decision"])
+    for o in ("no_threat", "firearm", "knife"):
+        frame[f"score_{o}"] = 0.5
+    perf = performance(frame)
+    assert perf["low_risk"] == "no_threat" and perf["labelled"] == 4
+    assert (perf["non_paper"], perf["leaks"], perf["leak_rate"]) == (2, 1, 0.5)
+    assert (perf["threat_items"], perf["threats_inspected"]) == (2, 1)
+    assert set(perf["per_class_recall"]) == {"firearm", "knife"}
+    # leak indicator: only items known not low risk count (the firearm was not cleared)
+    assert indicator_columns(frame)[LEAK_COLUMN].fillna(-1).tolist() == [-1, 1, 0, -1, -1]

@@ -19,6 +19,9 @@ def test_calibrated_policy_meets_leak_bound_on_fresh_holdout(synth):
     evidence = policy.calibration["clear"]
     assert evidence["leak_rate_upper"] <= 0.005 and evidence["threats_cleared"] == 0
     assert not policy.warnings and 0.0 < policy.clear_threshold < 1.0
+    assert policy.mode == "certified" and policy.low_risk == "paper_only"
+    assert policy.calibration["low_risk"] == "paper_only"
+    assert evidence["low_risk_clear_rate"] == evidence["paper_only_clear_rate"] > 0.8
 
     fresh = synth(200_000, seed=2)
     report = policy_report(policy, fresh.scores, fresh.paper_only, fresh.threats)
@@ -45,13 +48,16 @@ def test_leak_bound_holds_across_repeated_calibrations(synth):
     assert np.median(true_leaks) > 0.001
 
 
+REFUSE = {"on_insufficient": "error"}
+
+
 def test_too_small_calibration_set_is_refused_with_counts(synth):
     calib = synth(800, seed=3)
     n_nonpaper = int((calib.paper_only == 0).sum())
     assert n_nonpaper < 598
     with pytest.raises(InsufficientCalibrationError) as err:
-        calibrate_policy(calib.scores, calib.paper_only, calib.threats, OUTPUTS)
-    assert f"{n_nonpaper} non-paper-only items" in str(err.value)
+        calibrate_policy(calib.scores, calib.paper_only, calib.threats, OUTPUTS, REFUSE)
+    assert f"{n_nonpaper} non-low-risk (paper_only=0) items" in str(err.value)
     assert "at least 598" in str(err.value)
     assert (err.value.n_nonpaper, err.value.needed_nonpaper) == (n_nonpaper, 598)
 
@@ -61,9 +67,10 @@ def test_threat_class_with_too_few_positives_is_refused_by_name(synth):
     firearm = np.flatnonzero(calib.threats[:, 1])
     calib.threats[firearm[5:], 1] = 0  # those items become plain goods
     with pytest.raises(InsufficientCalibrationError, match="'firearm' has 5 positive items"):
-        calibrate_policy(calib.scores, calib.paper_only, calib.threats, OUTPUTS)
-    lenient = {"min_threat_positives": 5}
-    assert calibrate_policy(calib.scores, calib.paper_only, calib.threats, OUTPUTS, lenient)
+        calibrate_policy(calib.scores, calib.paper_only, calib.threats, OUTPUTS, REFUSE)
+    lenient = {"min_threat_positives": 5, **REFUSE}
+    policy = calibrate_policy(calib.scores, calib.paper_only, calib.threats, OUTPUTS, lenient)
+    assert policy.mode == "certified" and not policy.clears_nothing
 
 
 def test_recall_targets_met_including_per_class_override(synth):
@@ -159,6 +166,11 @@ def test_bad_inputs_rejected(synth):
                          {"threat_recall_targets": {"sword": 0.9}})
     with pytest.raises(ValueError, match="N x 3"):
         calibrate_policy(calib.scores[:, :2], calib.paper_only, calib.threats, OUTPUTS)
+    with pytest.raises(ValueError, match="start with one of"):
+        calibrate_policy(calib.scores, calib.paper_only, calib.threats,
+                         ["low_risk", *OUTPUTS[1:]])
+    with pytest.raises(ValueError, match="empty"):
+        calibrate_policy(calib.scores[:0], calib.paper_only[:0], calib.threats[:0], OUTPUTS)
 
 
 def test_synthetic_recall_distribution_sanity():

@@ -19,15 +19,22 @@ from atr.registry.register import register_package
 NAME = "atr-screening"
 
 
-def _register(registry_cfg, new_package, policy_warnings: list[str] | None = None) -> None:
+def _register(registry_cfg, new_package, policy_warnings: list[str] | None = None,
+              policy_changes: dict | None = None, low_risk: str | None = None) -> None:
     pkg = new_package(registry_cfg("register"))
+    policy = json.loads((pkg / "policy.json").read_text())
     if policy_warnings:  # as calibration writes them (e.g. a scanner the bound misses)
-        policy = json.loads((pkg / "policy.json").read_text())
         policy["warnings"] = policy_warnings
-        (pkg / "policy.json").write_text(json.dumps(policy))
-        manifest = json.loads((pkg / "package.json").read_text())
-        manifest["sha256"]["policy.json"] = package_checksums(pkg)["policy.json"]
-        (pkg / "package.json").write_text(json.dumps(manifest))
+    policy.update(policy_changes or {})
+    if low_risk:  # the same network, its first output read under another definition
+        taxonomy = json.loads((pkg / "taxonomy.json").read_text())
+        (pkg / "taxonomy.json").write_text(json.dumps({**taxonomy, "low_risk": low_risk}))
+        policy["outputs"][0] = policy["low_risk"] = low_risk
+    (pkg / "policy.json").write_text(json.dumps(policy))
+    manifest = json.loads((pkg / "package.json").read_text())
+    sums = package_checksums(pkg)
+    manifest["sha256"].update({f: sums[f] for f in ("policy.json", "taxonomy.json")})
+    (pkg / "package.json").write_text(json.dumps(manifest))
     register_package(pkg, registry_cfg("register", f"register.eval_dir={pkg / 'artifacts/eval'}"))
 
 
@@ -51,6 +58,8 @@ def test_gate_reports_on_version_and_never_moves_aliases(
     assert v1.tags["gate.frontline.n"] == "120"  # frontline batches are scored whole
 
     assert v1.tags["gate.policy_warnings"] == "0" and "Policy warnings" not in v1.description
+    assert (v1.tags["gate.policy_mode"], v1.tags["gate.low_risk"]) == ("certified", "paper_only")
+    assert "**Low risk (CLEAR evidence): `paper_only`**" in v1.description
 
     approve(registry_cfg("approve"), version=1, by="alice")
     uncovered = "scanner 'parcel_140kv': 65 non-paper-only calibration items (3% of the split)"
@@ -71,6 +80,43 @@ def test_gate_reports_on_version_and_never_moves_aliases(
     assert v2.tags["gate.gold.leak_count"] == v2.tags["gate.gold.champion.leak_count"]
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
+
+
+def test_gate_shows_triage_first_and_the_low_risk_definitions(
+    registry_cfg, new_package, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    gate_args = ("gate", f"gate.gold_dataset={tiny_dataset}",
+                 f"gate.frontline_dir={tmp_path / 'none'}")
+    _register(registry_cfg, new_package)
+    approve(registry_cfg("approve"), version=1, by="alice")
+    triage = ("TRIAGE ONLY: this policy never CLEARs (threats go to INSPECT, everything else "
+              "to REVIEW); certifying CLEAR under low risk = no_threat needs at least 586 more "
+              "labelled non-low-risk (no_threat=0) items")
+    uncovered = "scanner 'parcel_140kv': 12 non-low-risk calibration items"
+    # As written by calibration on a small archive, but listed out of order on purpose.
+    _register(registry_cfg, new_package, [uncovered, triage],
+              {"mode": "triage_only", "clear_threshold": None}, low_risk="no_threat")
+    result = gate(registry_cfg(*gate_args))
+
+    v2 = MlflowClient().get_model_version(NAME, "2")
+    text = v2.description
+    assert result["champion"] == 1 and v2.tags["gate.policy_warnings"] == "2"
+    assert v2.tags["gate.policy_mode"] == "triage_only"
+    assert (v2.tags["gate.low_risk"], v2.tags["gate.champion.low_risk"]) == (
+        "no_threat", "paper_only")
+    # The triage warning is the first thing under the title, before any other warning,
+    # the definitions, the verdict and the tables.
+    body = text.split("\n\n", 1)[1]
+    assert body.startswith("**Policy warnings (from calibration):**\n\n- TRIAGE ONLY")
+    assert (text.index(triage) < text.index(uncovered) < text.index("**Low risk")
+            < text.index("**Verdict") < text.index("| metric |"))
+    assert ("**Low risk (CLEAR evidence): `no_threat`**, policy mode `triage_only` "
+            "(challenger v2); champion v1: `paper_only`, `certified`") in text
+    assert "The definitions differ" in text
+    # The tables name each version's definition and mode; the triage version clears nothing.
+    assert "| low risk (CLEAR evidence) | no_threat | paper_only |" in text
+    assert "| policy mode | TRIAGE ONLY (never clears) | certified |" in text
+    assert v2.tags["gate.gold.auto_clear_rate"] == "0"
 
 
 def _split(dataset: Path):

@@ -57,7 +57,7 @@ def export_tiny_onnx(path: Path, n_outputs: int, seed: int) -> Path:
     return path
 
 
-def build_package(out: Path, seed: int = 0) -> Path:
+def build_package(out: Path, seed: int = 0, representation: str = "pseudo_colour") -> Path:
     """The files `atr evaluate` leaves behind (package + eval metrics), with package.json."""
     from atr.inference.preprocess import PreprocessSpec
     from atr.policy.decision import Policy
@@ -67,7 +67,8 @@ def build_package(out: Path, seed: int = 0) -> Path:
     outputs = default_taxonomy().model_outputs
     out.mkdir(parents=True, exist_ok=True)
     export_tiny_onnx(out / "model.onnx", len(outputs), seed)
-    PreprocessSpec(input_size=INPUT_SIZE).save(out / "preprocess.json")
+    PreprocessSpec(input_size=INPUT_SIZE, representation=representation).save(
+        out / "preprocess.json")
     (out / "taxonomy.json").write_text(json.dumps(default_taxonomy().to_dict()))
     Policy(outputs=outputs, clear_threshold=0.5,
            inspect_thresholds=dict.fromkeys(outputs[1:], 0.5)).save(out / "policy.json")

@@ -225,5 +225,6 @@ def test_feedback_is_stored_and_joins_the_prediction(server: Server, registry: R
     assert r.status_code == 201, r.text
     row = [f for f in _feedback_rows(registry) if f["id"] == r.json()["feedback_id"]][0]
     assert row["item_id"] == "fb-2" and row["source"] == "analyst" and row["who"] == "officer-17"
-    assert json.loads(row["labels"]) == {"knife": 1, "paper_only": 0}
+    # a knife settles both truths: not paper-only, not threat-free (derived, stored)
+    assert json.loads(row["labels"]) == {"knife": 1, "paper_only": 0, "no_threat": 0}
     assert any(p["item_id"] == "fb-2" for p in store_rows(registry))

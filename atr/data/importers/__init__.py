@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from atr.data.importers import coco, folder, labelstudio, sixray, voc, yolo
+from atr.data.importers import coco, dual_energy, folder, labelstudio, sixray, voc, yolo
 from atr.data.importers.base import DatasetImportError, ImporterSettings, Parsed, write_import
 from atr.taxonomy import Taxonomy, default_taxonomy
 
@@ -24,6 +24,7 @@ FORMATS: dict[str, Callable[[ImporterSettings], Parsed]] = {
     "yolo": yolo.read_records,
     "voc": voc.read_records,
     "labelstudio": labelstudio.read_records,
+    "dual_energy": dual_energy.read_records,
 }
 
 __all__ = ["FORMATS", "DatasetImportError", "ImporterSettings", "import_dataset"]

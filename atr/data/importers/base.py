@@ -1,4 +1,6 @@
-"""What every importer shares: settings, class mapping, safe paths, and the write.
+"""What every importer shares: class mapping, safe paths, truth columns, and the write.
+
+(The `importer` settings are checked in settings.py.)
 
 A format module only parses its annotation files into `Record`s; this module
 checks each record (path inside the source, image decodes, classes known,
@@ -9,32 +11,26 @@ whole import all-or-nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from atr.data.dataset_writer import DatasetWriter
-from atr.data.manifest import SPLITS
-from atr.data.splits import DEFAULT_FRACTIONS, assign_splits, check_fractions, with_strata
+from atr.data.importers.progress import progress
+
+# Re-exported: format modules import these from here.
+from atr.data.importers.settings import DEFAULT_SPLIT_MAP, DatasetImportError, ImporterSettings
+from atr.data.label_completeness import META_KEY
+from atr.data.splits import assign_splits, with_strata
 from atr.inference.preprocess import ImageDecodeError, decode_image
 from atr.taxonomy import Taxonomy
 
+__all__ = ["DEFAULT_SPLIT_MAP", "DatasetImportError", "ImporterSettings", "Parsed", "Record"]
 log = logging.getLogger(__name__)
-# Source split names seen in the wild -> ATR's.
-DEFAULT_SPLIT_MAP = {s: s for s in SPLITS} | {
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "trainval": "train",
-    "calibration": "calib",
-}
-
-
-class DatasetImportError(ValueError):
-    """A source dataset cannot be imported; the message names the file and line/annotation."""
 
 
 @dataclass
@@ -47,6 +43,10 @@ class Record:
     boxes: list[tuple[str, float, float, float, float]] = field(default_factory=list)  # xyxy
     box_units: str = "px"  # "px", or "fraction" of the image width/height (YOLO, Label Studio)
     split: str | None = None  # the source's split name, if it gives one
+    key: str | None = None  # the item id's tail when not the image path (a scan's stem)
+    meta: dict[str, Any] = field(default_factory=dict)  # format-specific provenance
+    # The dual-energy pair, uint16 2HxW (low on top), read only when written.
+    raw: Callable[[], np.ndarray] | None = None
 
 
 @dataclass
@@ -58,72 +58,7 @@ class Parsed:
     # Classes the source declares (CSV header, COCO categories, YOLO names) with where:
     # checked up front, so an unmapped class is refused even if no image uses it.
     declared: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class ImporterSettings:
-    format: str
-    name: str
-    source: Path
-    out: Path
-    class_map: dict[str, str | None]
-    unknown_class: str  # "error" | "ignore"
-    scanner_id: str
-    complete_labels: bool
-    splits: dict[str, float]
-    seed: int
-    split_map: dict[str, str]
-    overwrite: bool
-    options: dict[str, Any]  # the whole importer section, for format-specific keys
-
-    @classmethod
-    def from_config(cls, icfg: Mapping[str, Any], data_dir: str | Path | None) -> ImporterSettings:
-        fmt, name = str(icfg.get("format") or ""), str(icfg.get("name") or icfg.get("format"))
-        if not icfg.get("source"):
-            raise DatasetImportError(
-                f"importer.source is not set (the {fmt or '?'} dataset to import)"
-            )
-        out = icfg.get("out") or Path(data_dir or "data") / "imports" / name
-        unknown = str(icfg.get("unknown_class") or "error")
-        if unknown not in ("error", "ignore"):
-            raise DatasetImportError(f"importer.unknown_class {unknown!r} not 'error' or 'ignore'")
-        try:
-            fractions = check_fractions(icfg.get("splits") or DEFAULT_FRACTIONS)
-        except ValueError as e:
-            raise DatasetImportError(f"importer.splits: {e}") from None
-        split_map = DEFAULT_SPLIT_MAP | {
-            str(k): str(v) for k, v in (icfg.get("split_map") or {}).items()
-        }
-        bad = {k: v for k, v in split_map.items() if v not in SPLITS}
-        if bad:
-            raise DatasetImportError(f"importer.split_map: targets {bad} not in {SPLITS}")
-        return cls(
-            format=fmt,
-            name=name,
-            source=Path(str(icfg["source"])).expanduser(),
-            out=Path(str(out)).expanduser(),
-            class_map={
-                str(k): (None if v is None else str(v))
-                for k, v in (icfg.get("class_map") or {}).items()
-            },
-            unknown_class=unknown,
-            scanner_id=str(icfg.get("scanner_id") or "unknown"),
-            complete_labels=bool(icfg.get("complete_labels", False)),
-            splits=fractions,
-            seed=int(icfg.get("seed", 0)),
-            split_map=split_map,
-            overwrite=bool(icfg.get("overwrite", False)),
-            options=dict(icfg),
-        )
-
-    def path_option(self, key: str, default: Path) -> Path:
-        """A format-specific folder/file option; relative paths start at the source's folder."""
-        value = self.options.get(key)
-        if not value:
-            return default
-        p = Path(str(value)).expanduser()
-        base = self.source if self.source.is_dir() else self.source.parent
-        return p if p.is_absolute() else base / p
+    ignored: list[str] = field(default_factory=list)  # files seen but not imported (why)
 
 
 class ClassMapper:
@@ -184,12 +119,18 @@ def _pixel_boxes(rec: Record, mapper: ClassMapper, width: int, height: int) -> l
 def write_import(parsed: Parsed, s: ImporterSettings, taxonomy: Taxonomy) -> Path:
     """Check every record, then write the dataset (all-or-nothing). Returns the dataset folder."""
     mapper = ClassMapper(s.class_map, taxonomy, s.unknown_class)
+    try:
+        s.complete_labels.check(taxonomy)
+    except ValueError as e:
+        raise DatasetImportError(str(e)) from None
     for name, ref in parsed.declared:
         mapper(name, ref)
     images_root = parsed.images_root
     items: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
-    for rec in parsed.records:
+    records = progress(parsed.records, total=len(parsed.records), desc=f"checking {s.name}",
+                       wanted=s.progress)
+    for rec in records:
         path = resolve_inside(images_root, rec.image, rec.ref)
         rel = path.relative_to(images_root.resolve()).as_posix()
         if rel in seen:
@@ -211,7 +152,7 @@ def write_import(parsed: Parsed, s: ImporterSettings, taxonomy: Taxonomy) -> Pat
                 )
         items.append(
             {
-                "item_id": f"{s.name}/{rel}",
+                "item_id": f"{s.name}/{rec.key or rel}",
                 "path": path,
                 "rel": rel,
                 "ref": rec.ref,
@@ -221,12 +162,16 @@ def write_import(parsed: Parsed, s: ImporterSettings, taxonomy: Taxonomy) -> Pat
                 "height": height,
                 "split": split,
                 "source_classes": sorted(set(rec.classes) | {b[0] for b in rec.boxes}),
+                "paper_only": _paper_only(labels, s, taxonomy),
+                "no_threat": _no_threat(labels, s, taxonomy),
+                "raw": rec.raw,
+                "meta": rec.meta,
             }
         )
     if not items:
         raise DatasetImportError(f"{s.source}: no images found to import")
     _fill_splits(items, s, taxonomy)
-    return _write(items, s, taxonomy)
+    return _write(items, s, taxonomy, parsed.ignored)
 
 
 def _fill_splits(items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy) -> None:
@@ -250,20 +195,37 @@ def _fill_splits(items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Tax
 
 def _paper_only(labels: dict[str, int], s: ImporterSettings, taxonomy: Taxonomy) -> int:
     # Partly labelled sources never claim paper-only: an unlabelled knife may be there.
-    return taxonomy.paper_only(labels) if s.complete_labels else 0
+    return s.complete_labels.paper_only(labels, taxonomy)
 
 
-def _write(items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy) -> Path:
-    with DatasetWriter(s.out, taxonomy, source=f"{s.format}:{s.name}", overwrite=s.overwrite) as w:
-        for it in items:
+def _no_threat(labels: dict[str, int], s: ImporterSettings, taxonomy: Taxonomy) -> int:
+    # Only sources whose every threat class is complete may say "no threat here".
+    return s.complete_labels.no_threat(labels, taxonomy)
+
+
+def _write(
+    items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy, ignored: list[str]
+) -> Path:
+    info = {
+        "importer": {"format": s.format, "source": str(s.source), "scanner_id": s.scanner_id},
+        "complete_labels": s.complete_labels.describe(taxonomy),
+        "class_map": s.class_map,
+        "ignored_files": ignored,
+    }
+    with DatasetWriter(
+        s.out, taxonomy, source=f"{s.format}:{s.name}", overwrite=s.overwrite, info=info
+    ) as w:
+        for it in progress(items, total=len(items), desc=f"writing {s.name}", wanted=s.progress):
             w.add(
                 it["item_id"],
                 it["path"].read_bytes(),
                 ext=it["path"].suffix or ".img",
+                raw=None if it["raw"] is None else it["raw"](),
                 split=it["split"],
                 scanner_id=s.scanner_id,
                 labels=it["labels"],
-                paper_only=_paper_only(it["labels"], s, taxonomy),
+                paper_only=it["paper_only"],
+                no_threat=it["no_threat"],
                 boxes=it["boxes"],
                 width=it["width"],
                 height=it["height"],
@@ -273,7 +235,11 @@ def _write(items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy)
                     "original_path": str(it["path"]),
                     "annotation": it["ref"],
                     "source_classes": it["source_classes"],
+                    META_KEY: s.complete_labels.to_json(),
+                    **it["meta"],
                 },
             )
+    if ignored:
+        log.warning("%s: %d file(s) not imported: %s", s.source, len(ignored), "; ".join(ignored))
     log.info("imported %d images from %s into %s", len(items), s.source, s.out)
     return s.out
