@@ -19,14 +19,14 @@ from sklearn.model_selection import StratifiedGroupKFold
 from atr.data.manifest import read_dataset, write_dataset_info, write_manifest
 
 
-def scene_groups(dataset_dir: Path) -> np.ndarray:
-    """Per item, its near-duplicate group (each item alone when no grouping is available)."""
+def scene_groups(dataset_dir: Path) -> tuple[np.ndarray, dict]:
+    """Per item, its scene (near-duplicate group, atr/data/near_duplicates.py), and the
+    grouping's summary (how many groups, the hash and threshold)."""
+    from atr.data.near_duplicates import manifest_near_duplicates
+
     ds = read_dataset(dataset_dir)
-    try:
-        from atr.data.near_duplicates import manifest_groups
-    except ImportError:  # the grouping module is optional for this benchmark
-        return np.arange(len(ds.manifest))
-    return np.asarray(manifest_groups(ds.manifest, ds.root))
+    groups = manifest_near_duplicates(ds.manifest, ds.root)
+    return np.asarray(groups.labels), groups.summary()
 
 
 def fold_assignments(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> np.ndarray:

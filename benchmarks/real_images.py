@@ -140,16 +140,35 @@ def outcome(scores: pd.DataFrame, metrics: dict[str, Any], policy: dict[str, Any
 
 def summarise(folds: list[dict[str, Any]]) -> dict[str, Any]:
     aucs = [f["auroc_knife"] for f in folds]
-    truth = np.concatenate([f["test_predictions"]["knife"] for f in folds])
-    pooled = np.concatenate([f["test_predictions"]["score_knife"] for f in folds])
+    pooled = []  # one pooled AUROC per repeat: every scan scored once, out of fold
+    for seed in sorted({f.get("seed", 0) for f in folds}):
+        mine = [f for f in folds if f.get("seed", 0) == seed]
+        truth = np.concatenate([f["test_predictions"]["knife"] for f in mine])
+        score = np.concatenate([f["test_predictions"]["score_knife"] for f in mine])
+        pooled.append(float(roc_auc_score(truth, score)))
     return {"auroc_knife_mean": float(np.mean(aucs)), "auroc_knife_std": float(np.std(aucs)),
-            "auroc_knife_pooled": float(roc_auc_score(truth, pooled)),
+            "folds": len(folds), "auroc_knife_pooled": float(np.mean(pooled)),
+            "auroc_knife_pooled_per_repeat": pooled,
             "oracle_benign_cleared_mean": float(np.mean(
                 [f["oracle_benign_cleared_at_zero_leaks"] for f in folds])),
             "benign_cleared_by_policy_mean": float(np.mean(
                 [f["benign_cleared_by_policy"] for f in folds])),
             "policy_modes": sorted({f["policy_mode"] for f in folds}),
             "train_s_mean": float(np.mean([f["train_s"] for f in folds]))}
+
+
+def paired_gain(results: dict[str, Any]) -> dict[str, Any] | None:
+    """physics_pretrained - scratch AUROC on the same folds (same budget, same splits)."""
+    if not {"scratch", "physics_pretrained"} <= set(results):
+        return None
+    def key(f: dict[str, Any]) -> tuple[int, int]:
+        return f.get("seed", 0), f["fold"]
+
+    base = {key(f): f["auroc_knife"] for f in results["scratch"]["folds"]}
+    gains = [f["auroc_knife"] - base[key(f)] for f in results["physics_pretrained"]["folds"]
+             if key(f) in base]
+    return {"mean": float(np.mean(gains)), "std": float(np.std(gains)), "folds": len(gains),
+            "wins": int(sum(g > 0 for g in gains)), "losses": int(sum(g < 0 for g in gains))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-again", action="store_true",
                     help="pretrain even if --work already holds models:/atr-backbone@current")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=1, help="k-folds drawn with seeds seed..")
     args = ap.parse_args(argv)
     names = [n for n in args.configs.split(",") if n]
     unknown = sorted(set(names) - set(CONFIGS))
@@ -179,21 +199,28 @@ def main(argv: list[str] | None = None) -> int:
         result["pretraining"] = pretrain(work, args.pretrain_count, args.pretrain_epochs,
                                          args.pretrain_again)
     labels = real_folds.read_dataset(dataset).manifest["knife"].to_numpy()
-    groups = real_folds.scene_groups(dataset)
-    folds = real_folds.fold_assignments(labels, groups, args.folds, args.seed)
-    result["scene_groups"] = int(len(set(groups.tolist())))
+    groups, result["near_duplicates"] = real_folds.scene_groups(dataset)
+    result["scenes"] = int(len(set(groups.tolist())))
     result["results"] = {}
-    for k in range(args.folds):
-        splits = real_folds.fold_splits(folds, k, args.folds, labels, groups, args.seed)
-        fold_dir = real_folds.write_fold(dataset, work / "folds" / f"fold-{k}", splits)
-        for name in names:
-            entry = result["results"].setdefault(name, {"folds": []})
-            entry["folds"].append({"fold": k, "splits": real_folds.fold_summary(splits, labels),
-                                   **run_fold(name, fold_dir, work, args.epochs)})
-            print(f"{name} fold {k}: AUROC {entry['folds'][-1]['auroc_knife']:.3f}", flush=True)
-            real_folds.dump(args.out, result)  # partial results survive an interruption
+    # Each repeat draws other folds (seed + r): test folds of ~35 scans make one k-fold's
+    # mean move by several points, so the comparison is made over repeats x folds.
+    for seed in range(args.seed, args.seed + args.repeats):
+        folds = real_folds.fold_assignments(labels, groups, args.folds, seed)
+        for k in range(args.folds):
+            splits = real_folds.fold_splits(folds, k, args.folds, labels, groups, seed)
+            fold_dir = real_folds.write_fold(dataset, work / "folds" / f"s{seed}-fold-{k}",
+                                             splits)
+            for name in names:
+                entry = result["results"].setdefault(name, {"folds": []})
+                entry["folds"].append({"seed": seed, "fold": k,
+                                       "splits": real_folds.fold_summary(splits, labels),
+                                       **run_fold(name, fold_dir, work, args.epochs)})
+                print(f"{name} seed {seed} fold {k}: AUROC "
+                      f"{entry['folds'][-1]['auroc_knife']:.3f}", flush=True)
+                real_folds.dump(args.out, result)  # partial results survive an interruption
     for entry in result["results"].values():
         entry["summary"] = summarise(entry["folds"])
+    result["pretrained_minus_scratch"] = paired_gain(result["results"])
     result["machine_end"] = machine.describe()
     real_folds.dump(args.out, result)
     print(json.dumps({n: e["summary"] for n, e in result["results"].items()}, indent=2))

@@ -25,7 +25,8 @@ from atr.data.importers.progress import progress
 # Re-exported: format modules import these from here.
 from atr.data.importers.settings import DEFAULT_SPLIT_MAP, DatasetImportError, ImporterSettings
 from atr.data.label_completeness import META_KEY
-from atr.data.splits import assign_splits, with_strata
+from atr.data.near_duplicates import HashSettings, group_near_duplicates
+from atr.data.splits import assign_splits, straddling_groups, with_strata
 from atr.inference.preprocess import ImageDecodeError, decode_image
 from atr.taxonomy import Taxonomy
 
@@ -170,17 +171,45 @@ def write_import(parsed: Parsed, s: ImporterSettings, taxonomy: Taxonomy) -> Pat
         )
     if not items:
         raise DatasetImportError(f"{s.source}: no images found to import")
-    _fill_splits(items, s, taxonomy)
-    return _write(items, s, taxonomy, parsed.ignored)
+    near_duplicates = _fill_splits(items, s, taxonomy)
+    return _write(items, s, taxonomy, parsed.ignored, near_duplicates)
 
 
-def _fill_splits(items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy) -> None:
+def _fill_splits(
+    items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy
+) -> dict[str, Any]:
+    """Give every item a split; returns the near-duplicate summary for dataset.json.
+
+    A source's own splits are kept (published results refer to them); near-duplicate
+    groups that straddle them are only reported. Otherwise the split is by scene:
+    near-duplicates (atr/data/near_duplicates.py) share one split.
+    """
     given = [it["split"] is not None for it in items]
-    if all(given):
-        return
-    if any(given):
+    if any(given) and not all(given):
         first = next(it for it in items if it["split"] is None)
         raise DatasetImportError(f"{first['ref']}: no split, while other images have one")
+    cfg = s.options.get("near_duplicates") or {}
+    enabled = bool(cfg.get("enabled", True))
+    try:
+        hs = HashSettings.from_config(cfg)
+    except ValueError as e:
+        raise DatasetImportError(f"importer.{e}") from None
+    scenes, summary = None, {"enabled": enabled}
+    if enabled:
+        found = group_near_duplicates([it["path"] for it in items], settings=hs,
+                                      progress=s.progress)
+        scenes, summary = found.keys(it["item_id"] for it in items), found.summary()
+        log.info("%d near-duplicate groups found (%d items) in %s",
+                 found.groups, found.items_in_groups, s.source)
+    if all(given):
+        if scenes is not None:
+            straddle = straddling_groups(scenes, [it["split"] for it in items])
+            summary["straddling_source_splits"] = len(straddle)
+            if straddle:
+                log.warning("%s: %d near-duplicate group(s) straddle the source's own splits "
+                            "(kept as given), e.g. the group of %s", s.source, len(straddle),
+                            ", ".join(straddle[:3]))
+        return summary
     df = pd.DataFrame(
         {
             "item_id": [it["item_id"] for it in items],
@@ -188,9 +217,13 @@ def _fill_splits(items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Tax
         }
     )
     df["paper_only"] = [_paper_only(it["labels"], s, taxonomy) for it in items]
-    splits = assign_splits(with_strata(df, taxonomy), s.splits, s.seed)
+    if scenes is not None:
+        df["scene"] = scenes
+    splits = assign_splits(with_strata(df, taxonomy), s.splits, s.seed,
+                           groups=None if scenes is None else "scene")
     for it, split in zip(items, splits, strict=True):
         it["split"] = split
+    return summary
 
 
 def _paper_only(labels: dict[str, int], s: ImporterSettings, taxonomy: Taxonomy) -> int:
@@ -204,13 +237,15 @@ def _no_threat(labels: dict[str, int], s: ImporterSettings, taxonomy: Taxonomy) 
 
 
 def _write(
-    items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy, ignored: list[str]
+    items: list[dict[str, Any]], s: ImporterSettings, taxonomy: Taxonomy, ignored: list[str],
+    near_duplicates: dict[str, Any] | None = None,
 ) -> Path:
     info = {
         "importer": {"format": s.format, "source": str(s.source), "scanner_id": s.scanner_id},
         "complete_labels": s.complete_labels.describe(taxonomy),
         "class_map": s.class_map,
         "ignored_files": ignored,
+        "near_duplicates": near_duplicates,
     }
     with DatasetWriter(
         s.out, taxonomy, source=f"{s.format}:{s.name}", overwrite=s.overwrite, info=info
