@@ -160,7 +160,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         # A resumed run keeps its checkpoint folder, so best-so-far tracking carries on.
         dirpath=Path(ckpt_path).parent if ckpt_path else run_dir,
         filename="best-{epoch:02d}",
-        monitor=str(cfg.train.monitor),
+        # null: keep the last epoch (a small archive's val split is too small to pick one)
+        monitor=None if cfg.train.monitor is None else str(cfg.train.monitor),
         mode=str(cfg.train.monitor_mode),
         save_top_k=1,
         save_last=True,
