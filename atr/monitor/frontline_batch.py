@@ -16,6 +16,9 @@ Order of operations, so nothing acknowledged is lost and nothing is counted twic
 folder is written atomically first (DatasetWriter), then the feedback rows are marked
 in one transaction that only touches rows still unmarked; if the marking fails or
 finds a row another process already took, the folder is removed again.
+
+A dual-energy upload becomes the row's `raw` pair plus a rendered `image`; which uploads
+are dual energy is decided by the model that scored them (atr/monitor/frontline_images.py).
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from atr.data.dataset_writer import DatasetWriter
 from atr.data.splits import DEFAULT_FRACTIONS, assign_splits, with_strata
-from atr.monitor.image_store import ImageStore, ImageStoreError
+from atr.monitor.frontline_images import SpecLookup, Upload, UploadUnusable, inspect_upload
+from atr.monitor.image_store import ImageStore
 from atr.monitor.prediction_store import Feedback, Prediction
 from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 
@@ -43,7 +46,6 @@ log = logging.getLogger(__name__)
 SOURCE = "frontline"
 # Higher wins: an opened parcel is ground truth, an analyst's verdict is a reading of the image.
 SOURCE_RANK = {"inspection": 2, "analyst": 1}
-IMAGE_EXT = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
 _CHUNK = 500  # ids per IN (...) clause: well under every database's parameter limit
 
 
@@ -68,7 +70,7 @@ class _Item:
     flags: dict[str, int]
     paper_only: int
     no_threat: int
-    ext: str
+    upload: Upload
     previous_batches: list[str]
 
 
@@ -88,11 +90,13 @@ def write_frontline_batch(
     min_items: int = 1,
     batch_size: int = 1000,
     now: datetime | None = None,
+    model_specs: SpecLookup | None = None,
 ) -> FrontlineBatch:
     """Write `batch_dir/<name>` from unbatched feedback and mark that feedback as taken.
 
     Items whose feedback cannot be used (no stored prediction or image, unknown class,
-    contradictory labels) are left unbatched and listed in `skipped`.
+    contradictory labels, a possible dual-energy upload whose model `model_specs` cannot
+    resolve) are left unbatched and listed in `skipped`.
     """
     now = now or datetime.now(UTC)
     with sessions() as s:
@@ -103,7 +107,7 @@ def write_frontline_batch(
         for fb in pending:
             by_item.setdefault(fb.item_id, []).append(fb)
         predictions, earlier = _lookup(s, list(by_item))
-    items, skipped = _collect(by_item, predictions, earlier, images, taxonomy)
+    items, skipped = _collect(by_item, predictions, earlier, images, taxonomy, model_specs)
     result = FrontlineBatch(None, batch_name(now, len(items)), len(items), skipped=skipped)
     if not items or len(items) < max(min_items, 1):
         log.info("frontline batch: %d usable item(s), min_items=%d: nothing written",
@@ -169,6 +173,7 @@ def _collect(
     earlier: dict[str, list[str]],
     images: ImageStore,
     taxonomy: Taxonomy,
+    model_specs: SpecLookup | None,
 ) -> tuple[dict[str, _Item], dict[str, str]]:
     items: dict[str, _Item] = {}
     skipped: dict[str, str] = {}
@@ -199,19 +204,13 @@ def _collect(
             skipped[item_id] = "no stored prediction with an image"
             continue
         try:
-            with Image.open(images.path(str(prediction.image_ref))) as img:  # header only
-                ext = IMAGE_EXT.get(str(img.format), "")
-        except (FileNotFoundError, ImageStoreError):
-            skipped[item_id] = f"image {prediction.image_ref} not in the image store"
-            continue
-        except OSError as e:
-            skipped[item_id] = f"image {prediction.image_ref} unreadable ({e})"
-            continue
-        if not ext:
-            skipped[item_id] = f"image {prediction.image_ref}: unsupported format"
+            upload = inspect_upload(images, str(prediction.image_ref), prediction.model_name,
+                                    prediction.model_version, model_specs)
+        except UploadUnusable as e:
+            skipped[item_id] = str(e)
             continue
         items[item_id] = _Item(
-            winner, ranked[1:], prediction, flags, paper_only, no_threat, ext,
+            winner, ranked[1:], prediction, flags, paper_only, no_threat, upload,
             earlier.get(item_id, [])
         )
     for item_id, why in skipped.items():
@@ -253,8 +252,9 @@ def _write(
             p = it.prediction
             w.add(
                 item_id,
-                images.get(str(p.image_ref)),  # the original bytes, as the scanner sent them
-                ext=it.ext,
+                # the original bytes as the scanner sent them, or for a dual-energy scan
+                # its rendered picture + the pair as `raw`
+                **it.upload.row(images.get(str(p.image_ref))),
                 split=sp,
                 scanner_id=p.scanner_id,
                 labels=it.flags,
@@ -284,6 +284,7 @@ def _provenance(it: _Item) -> dict[str, Any]:
         "reason": p.reason,
         "scores": p.scores,
         "image_ref": p.image_ref,
+        **it.upload.meta(),
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from atr.monitor.frontline_batch import write_frontline_batch
+from atr.monitor.frontline_images import RegistrySpecs
 from atr.monitor.image_store import ImageStore
 from atr.monitor.label_queue import QueueWeights, mark_exported, open_tasks, refresh_queue
 from atr.monitor.labelstudio import CONFIG_FILE, export_labelstudio, import_labelstudio
@@ -82,6 +83,9 @@ def batch(cfg: DictConfig) -> dict[str, Any]:
         seed=int(lc.seed),
         min_items=int(lc.min_items),
         batch_size=int(lc.batch_size),
+        # A 16-bit grey upload's model says whether it is a dual-energy pair (frontline_images)
+        model_specs=RegistrySpecs(str(cfg.paths.tracking_uri),
+                                  str(cfg.paths.get("registry_uri") or cfg.paths.tracking_uri)),
     )
     out: dict[str, Any] = {
         "batch": str(result.path) if result.path else None,
