@@ -64,7 +64,7 @@ def _approve(cfg: DictConfig, version: int) -> None:
 
 
 def _gate(cfg: DictConfig) -> dict[str, Any]:
-    from atr.registry.gate import gate
+    from atr.evaluation.gate import gate
 
     result = gate(compose("gate", [*_base(cfg), *_model(cfg)]))
     return {k: result[k] for k in ("verdict", "datasets", "challenger", "champion", "markdown")}
@@ -174,7 +174,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def dvc_repro_with_batch(cfg: DictConfig, repo: Path, env: dict[str, str]) -> dict[str, Any]:
     """Feedback -> data/frontline/<batch>, then the same DVC pipeline as v1."""
-    from atr.monitor.labels_job import batch
+    from atr.labels.job import batch
 
     written = batch(compose("labels", [*_base(cfg), "labels.min_items=1"]))
     dvc_repro(repo, env)

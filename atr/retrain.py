@@ -53,9 +53,9 @@ def dvc_repro(repo: Path, env: dict[str, str] | None = None) -> str:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    from atr.monitor.labels_job import batch
+    from atr.evaluation.gate import gate
+    from atr.labels.job import batch
     from atr.registry.approve import approve
-    from atr.registry.gate import gate
 
     r = cfg.retrain
     repo = Path(str(r.repo)).resolve()

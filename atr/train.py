@@ -21,13 +21,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from atr.data.datamodule import ScreeningDataModule
-from atr.inference.preprocess import PreprocessSpec
 from atr.models.callbacks import TrainThroughput
 from atr.models.onnx_export import export_onnx
 from atr.models.screening_module import ScreeningModule
 from atr.models.test_time_views import check_views
 from atr.models.warm_start import CHECKPOINT_ARTIFACT, warm_start
-from atr.taxonomy import Taxonomy
+from atr.package.preprocess import PreprocessSpec
+from atr.policy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from atr.inference.preprocess import PreprocessSpec
+from atr.package.preprocess import PreprocessSpec
 
 GRID = 32  # pixels group: 3 x 32 x 32 = 3 072 values
 GROUPS = ("geometry", "material", "clutter", "background")

@@ -54,7 +54,7 @@ import domain_features  # noqa: E402
 import machine  # noqa: E402
 
 from atr.config import compose  # noqa: E402
-from atr.inference.preprocess import PreprocessSpec  # noqa: E402
+from atr.package.preprocess import PreprocessSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SCANNERS = ["parcel_160kv", "parcel_140kv", "letter_80kv"]

@@ -77,7 +77,7 @@ EMBEDDING_CHOICE = (
 
 
 def prepare(cache: Path, package: Path) -> dict[str, Path]:
-    from atr.monitor.drift_drill import simulate_stream
+    from atr.line.drift_drill import simulate_stream
 
     def one(name: str, **kw: object) -> Path:
         t = time.time()
@@ -145,7 +145,7 @@ def measure(package: Path, paths: dict[str, Path]) -> dict:
     from omegaconf import OmegaConf
 
     from atr.config import compose
-    from atr.monitor.drift_drill import alarms, onset_delay, stream_frame, window_series
+    from atr.line.drift_drill import alarms, onset_delay, stream_frame, window_series
     from atr.monitor.drift_rule import DriftRule
     from atr.monitor.drift_scores import SIGNALS, DriftMethods
     from atr.monitor.reference import read_reference

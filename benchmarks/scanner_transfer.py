@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     sets = paired_sets(args.scanners, args.count, args.seed, args.image_size)
-    from atr.inference.onnx_scorer import OnnxScorer
+    from atr.package.onnx_scorer import OnnxScorer
 
     results = {}
     for ref in args.packages:  # one download and one ONNX session per package

@@ -45,7 +45,7 @@ from atr.config import compose  # noqa: E402
 from atr.line.metrics import latency_summary  # noqa: E402
 from atr.line.parcels import render_parcels  # noqa: E402
 from atr.line.plan import Phase  # noqa: E402
-from atr.taxonomy import default_taxonomy  # noqa: E402
+from atr.policy.taxonomy import default_taxonomy  # noqa: E402
 from benchmarks import load_client  # noqa: E402
 from benchmarks.load_client import RequestSpec  # noqa: E402
 
@@ -151,8 +151,8 @@ def post_body(path: str, bodies: list[bytes], content_type: str,
 def in_process_ceiling(package: Path, pngs: list[bytes], batch_sizes: list[int],
                        seconds: float) -> dict[str, Any]:
     """decode + preprocess + ONNX Runtime + policy, no HTTP: items/s per batch size."""
-    from atr.inference.onnx_scorer import OnnxScorer
-    from atr.inference.preprocess import decode_image
+    from atr.package.onnx_scorer import OnnxScorer
+    from atr.package.preprocess import decode_image
 
     results: dict[str, Any] = {}
     for threads in (1, None):  # None: ONNX Runtime's default (all cores)
@@ -173,9 +173,9 @@ def in_process_ceiling(package: Path, pngs: list[bytes], batch_sizes: list[int],
 def service_extras_ms(pngs: list[bytes], store_dir: Path) -> dict[str, float]:
     """Per-item cost of the work `atr serve` does beyond the pyfunc's decode + score +
     policy: image statistics for drift monitoring and the durable frontline image write."""
-    from atr.inference.image_stats import image_stats
-    from atr.inference.preprocess import decode_image
-    from atr.monitor.image_store import ImageStore
+    from atr.package.image_stats import image_stats
+    from atr.package.preprocess import decode_image
+    from atr.store.image_store import ImageStore
 
     images = [decode_image(b) for b in pngs]
     t0 = time.perf_counter()
@@ -252,7 +252,7 @@ def main() -> None:
     version = register_champion(package, overrides)
     model_s = time.perf_counter() - started
 
-    from atr.inference.preprocess import PreprocessSpec, decode_image
+    from atr.package.preprocess import PreprocessSpec, decode_image
 
     spec = PreprocessSpec.load(package / "preprocess.json")
     phase = Phase(0, "bench", "parcel_160kv", "default", 200)

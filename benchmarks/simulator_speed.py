@@ -28,7 +28,7 @@ def _build(scanner: str, mix: str, size: int):
     import yaml
 
     from atr.config import conf_dir
-    from atr.taxonomy import default_taxonomy
+    from atr.policy.taxonomy import default_taxonomy
     from atr.xray import ClassMix, XraySimulator, load_profile
 
     with open(conf_dir() / "mix" / f"{mix}.yaml") as fh:

@@ -31,8 +31,8 @@ import torch
 from omegaconf import OmegaConf
 
 from atr.config import compose
-from atr.inference.preprocess import PreprocessSpec
-from atr.taxonomy import Taxonomy
+from atr.package.preprocess import PreprocessSpec
+from atr.policy.taxonomy import Taxonomy
 from atr.train import build_datamodule, build_model
 
 

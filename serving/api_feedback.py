@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy, default_taxonomy
+from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy, default_taxonomy
 from serving.state import ServiceState
 
 router = APIRouter()

@@ -20,8 +20,8 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from atr.inference.checksums import sha256_file
-from atr.inference.onnx_scorer import OnnxScorer, PackageError
+from atr.package.checksums import sha256_file
+from atr.package.onnx_scorer import OnnxScorer, PackageError
 from atr.policy.decision import Policy
 from serving.settings import Settings
 

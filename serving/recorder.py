@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atr.monitor.prediction_store import Feedback, Prediction, open_store
+from atr.store.prediction_store import Feedback, Prediction, open_store
 
 
 class PredictionRecorder:

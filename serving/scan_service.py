@@ -24,9 +24,9 @@ from typing import Any
 
 from PIL import Image
 
-from atr.inference.image_stats import image_stats
-from atr.inference.preprocess import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
-from atr.monitor.image_store import ImageStore
+from atr.package.image_stats import image_stats
+from atr.package.preprocess import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from atr.store.image_store import ImageStore
 from serving.batcher import MicroBatcher
 from serving.decisions import (
     IMAGE_TOO_LARGE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from atr.monitor.image_store import ImageStore
+from atr.store.image_store import ImageStore
 from serving.metrics import ServiceMetrics
 from serving.model_manager import ModelManager
 from serving.recorder import PredictionRecorder

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from atr.data.dataset_writer import DatasetWriter
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 GREY16 = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from atr.archive.checkout import archive_params, copy_working_tree, write_params
 from atr.archive.crops import write_crops
 from atr.archive.summary import drift_events, policy_summary, summary_text
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 
 def _say(msg: str) -> None:

@@ -44,7 +44,7 @@ def pipeline(checkout: Path, root: Path) -> str:
 def gate(base: list[str], archive: Path, split: str) -> dict[str, Any]:
     """`atr gate` with the archive's held-out split as the gate set (the simulated gold set
     is another scanner and representation; the archive's test split was never trained on)."""
-    from atr.registry.gate import gate as run_gate
+    from atr.evaluation.gate import gate as run_gate
 
     result = run_gate(compose("gate", [*base, f"gate.gold_dataset={archive}",
                                        f"gate.split={split}"]))

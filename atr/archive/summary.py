@@ -29,7 +29,7 @@ def policy_summary(path: Path) -> dict[str, Any]:
 
 def drift_events(root: Path, scanners: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The drift events stored for each scanner (the monitor's DriftEvent rows)."""
-    from atr.monitor.prediction_store import DriftEvent, open_store
+    from atr.store.prediction_store import DriftEvent, open_store
 
     sessions = open_store(f"sqlite:///{root / 'predictions' / 'predictions.db'}")
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in scanners}

@@ -29,8 +29,8 @@ def held_out_frame(package: Path, dataset: Path, split: str, dims: int) -> Any:
     """The split scored by the package as a monitor frame, embedding cut to `dims`."""
     from atr.data.manifest import read_dataset
     from atr.evaluation.scoring import add_decisions, score_dataset
-    from atr.inference.onnx_scorer import OnnxScorer
     from atr.monitor.reference import monitor_frame
+    from atr.package.onnx_scorer import OnnxScorer
 
     scorer = OnnxScorer(package)
     scored = add_decisions(score_dataset(scorer, read_dataset(dataset), [split]),

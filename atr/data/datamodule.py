@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, get_worker_info
 
 from atr.data.augment import build_augment
 from atr.data.manifest import Dataset, read_dataset
-from atr.inference.preprocess import PreprocessSpec
-from atr.taxonomy import Taxonomy
+from atr.package.preprocess import PreprocessSpec
+from atr.policy.taxonomy import Taxonomy
 
 
 class ScreeningImages(torch.utils.data.Dataset):

@@ -30,7 +30,7 @@ from atr.data.manifest import (
     write_dataset_info,
     write_manifest,
 )
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 
 def encode_png(array: np.ndarray) -> bytes:

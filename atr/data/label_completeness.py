@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 META_KEY = "complete_labels"
 _TRUE = {"true", "all", "yes"}

@@ -26,7 +26,7 @@ from atr.data.manifest_checks import (
     missing_files,
 )
 from atr.data.manifest_upgrade import UPGRADABLE, upgrade_manifest
-from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
+from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 
 MANIFEST_FILE = "manifest.parquet"
 DATASET_FILE = "dataset.json"

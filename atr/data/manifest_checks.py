@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from atr.data.label_completeness import META_KEY, row_completeness
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 SPLITS = ("train", "val", "calib", "test")
 

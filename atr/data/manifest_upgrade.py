@@ -22,7 +22,7 @@ import json
 import pandas as pd
 
 from atr.data.label_completeness import META_KEY
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 UPGRADABLE = (1,)
 _V1_TAIL = ("paper_only", "boxes", "meta")

@@ -25,7 +25,7 @@ from atr.data.dataset_writer import DatasetWriter
 from atr.data.manifest import ManifestError, read_dataset
 from atr.data.manifest_checks import SPLITS
 from atr.data.sources import INDEX_FILE, Source, SourceError, load_sources
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 
 def frontline_batches(frontline_dir: Path, newest: int) -> list[Path]:

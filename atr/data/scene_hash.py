@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from atr.inference.preprocess import ImageDecodeError, decode_image
+from atr.package.preprocess import ImageDecodeError, decode_image
 
 HASHES = {
     "phash": imagehash.phash,

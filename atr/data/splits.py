@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from atr.data.manifest import SPLITS
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 DEFAULT_FRACTIONS = {"train": 0.7, "val": 0.1, "calib": 0.1, "test": 0.1}
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from atr.data.dataset_writer import DatasetWriter
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 from atr.xray import GENERATOR_VERSION, ClassMix, ScannerProfile, SimulatedItem, XraySimulator
 
 log = logging.getLogger(__name__)

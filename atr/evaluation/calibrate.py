@@ -21,10 +21,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from atr.evaluation import plots
-from atr.evaluation.package_manifest import PACKAGE_FILE, atomic_write_text, write_package_manifest
 from atr.evaluation.report import report_from_frame
 from atr.evaluation.scoring import add_decisions, load_dataset, score_dataset, score_matrix
-from atr.inference.onnx_scorer import POLICY_FILE, OnnxScorer
+from atr.package.manifest import PACKAGE_FILE, atomic_write_text, write_package_manifest
+from atr.package.onnx_scorer import POLICY_FILE, OnnxScorer
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def write_plots(
     frame: pd.DataFrame, policy: Any, outputs: list[str], root: Path, out_dir: Path
 ) -> list[Path]:
-    from atr.inference.preprocess import decode_image
+    from atr.package.preprocess import decode_image
 
     samples = sample_rows(frame, outputs)
     images = [decode_image(Path(root) / p) for p in samples["image"]]

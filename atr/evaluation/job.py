@@ -16,8 +16,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from atr.evaluation import calibrate
-from atr.evaluation.package_manifest import atomic_write_text
 from atr.evaluation.report import evaluate_package, report_markdown
+from atr.package.manifest import atomic_write_text
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from atr.evaluation.metrics import ranking_metrics
 from atr.evaluation.scoring import load_dataset, score_dataset, score_matrix
-from atr.inference.onnx_scorer import POLICY_FILE, OnnxScorer, PackageError
+from atr.package.onnx_scorer import POLICY_FILE, OnnxScorer, PackageError
 
 
 def report_from_frame(frame: pd.DataFrame, policy: Any, outputs: list[str]) -> dict[str, Any]:

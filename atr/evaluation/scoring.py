@@ -6,7 +6,7 @@ truth columns keep the manifest's names (the low-risk columns `paper_only` and
 `no_threat` the manifest has, one per class; the model's first output, outputs[0], names
 the one its policy is calibrated and judged on), model
 scores are `score_<output>`, the embedding is one `embedding` column of float32
-arrays, image statistics keep the names of `atr.inference.image_stats.STAT_NAMES`.
+arrays, image statistics keep the names of `atr.package.image_stats.STAT_NAMES`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atr.inference.image_stats import STAT_NAMES
-from atr.inference.onnx_scorer import OnnxScorer
-from atr.taxonomy import LOW_RISK_DEFINITIONS
+from atr.package.image_stats import STAT_NAMES
+from atr.package.onnx_scorer import OnnxScorer
+from atr.policy.taxonomy import LOW_RISK_DEFINITIONS
 
 SCORE_PREFIX = "score_"
 ID_COLUMNS = ("item_id", "split", "scanner_id", "source", "image")

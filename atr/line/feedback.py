@@ -24,7 +24,7 @@ import numpy as np
 
 from atr.line.parcels import Parcel
 from atr.line.sender import make_client
-from atr.taxonomy import Taxonomy, default_taxonomy
+from atr.policy.taxonomy import Taxonomy, default_taxonomy
 
 SOURCES = {"INSPECT": "inspection", "REVIEW": "analyst", "CLEAR": "inspection"}
 

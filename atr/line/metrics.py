@@ -29,7 +29,7 @@ import numpy as np
 
 from atr.line.parcels import Parcel
 from atr.line.sender import Shot
-from atr.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
+from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 
 PERCENTILES = (50, 90, 99)
 ERROR = "ERROR"

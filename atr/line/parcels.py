@@ -22,7 +22,7 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from atr.line.plan import Phase, item_ids_and_seeds
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 from atr.xray import ClassMix, ScannerProfile, XraySimulator
 
 

@@ -28,7 +28,7 @@ from atr.data.label_completeness import row_completeness
 from atr.data.manifest import Dataset, read_dataset
 from atr.line.parcels import Parcel
 from atr.line.plan import Phase
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 CONTENT_TYPES = {".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff",
                  ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".bmp": "image/bmp",

@@ -23,7 +23,7 @@ from atr.line.parcels import Parcel, render_parcels
 from atr.line.plan import Phase, item_ids_and_seeds, phases_from_cfg
 from atr.line.replay import replay_parcels, resolve_counts
 from atr.line.sender import RequestFn, Shot, fire, wait_ready
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 
 def scan_request(parcels: list[Parcel]) -> RequestFn:

@@ -5,7 +5,7 @@ and analysts): the two rates the policy promises, measured on the line.
   threat recall  share of labelled threat items (any threat class 1) decided INSPECT
 
 Low risk is the model's own definition: its first output (`paper_only` or `no_threat`,
-atr.taxonomy.LOW_RISK_DEFINITIONS), whose truth column the window carries from the
+atr.policy.taxonomy.LOW_RISK_DEFINITIONS), whose truth column the window carries from the
 feedback labels (serving stores both truths whenever a verdict settles them).
 
 Labels arrive late and for few items, so the counts travel with the rates: a leak rate
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from atr.monitor.reference import score_outputs
-from atr.taxonomy import LOW_RISK_DEFINITIONS
+from atr.policy.taxonomy import LOW_RISK_DEFINITIONS
 
 # Indicator columns added to both report datasets: 1/0 where the item counts, NaN where
 # it does not, so a plain mean over the column is the rate.

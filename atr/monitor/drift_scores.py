@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from atr.inference.image_stats import STAT_NAMES
 from atr.monitor.reference import embedding_matrix, score_outputs
+from atr.package.image_stats import STAT_NAMES
 
 SIGNALS = ("embedding", "scores", "decisions", "image_stats")
 DECISIONS = ("CLEAR", "REVIEW", "INSPECT")

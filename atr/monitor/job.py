@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from atr.monitor.drift_performance import performance
 from atr.monitor.drift_rule import DriftRule
 from atr.monitor.drift_scores import DriftMethods, window_scores
-from atr.monitor.prediction_store import DriftEvent, open_store
 from atr.monitor.reference import Reference, load_reference
 from atr.monitor.report import build_report, log_to_mlflow, report_dir, save_report
 from atr.monitor.windows import recent_predictions, scanners, sliding_windows
+from atr.store.prediction_store import DriftEvent, open_store
 
 log = logging.getLogger(__name__)
 

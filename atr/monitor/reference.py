@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atr.inference.image_stats import STAT_NAMES
+from atr.package.image_stats import STAT_NAMES
 
 REFERENCE_FILE = "reference.parquet"
 SCORE_PREFIX = "score_"

@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from atr.inference.image_stats import STAT_NAMES
 from atr.monitor.drift_performance import (
     LEAK_COLUMN,
     RECALL_COLUMN,
@@ -31,6 +30,7 @@ from atr.monitor.drift_performance import (
 )
 from atr.monitor.drift_scores import DriftMethods, common_dims, embedding_columns, embedding_matrix
 from atr.monitor.reference import score_outputs
+from atr.package.image_stats import STAT_NAMES
 
 REPORT_HTML, SNAPSHOT_JSON, SUMMARY_JSON = "report.html", "snapshot.json", "summary.json"
 EMBEDDING_NAME = "embedding"

@@ -15,9 +15,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from atr.inference.image_stats import STAT_NAMES
-from atr.monitor.prediction_store import Feedback, Prediction
 from atr.monitor.reference import monitor_frame
+from atr.package.image_stats import STAT_NAMES
+from atr.store.prediction_store import Feedback, Prediction
 
 _PAGE = 2000
 

@@ -29,8 +29,8 @@ from atr.policy.bounds import clopper_pearson, clopper_pearson_upper_many
 from atr.policy.config import PolicyConfig
 from atr.policy.decision import Policy
 from atr.policy.evidence import inspect_threshold, policy_targets, recall_evidence, split_counts
+from atr.policy.taxonomy import LOW_RISK_DEFINITIONS
 from atr.policy.triage import calibration_shortfall, triage_policy
-from atr.taxonomy import LOW_RISK_DEFINITIONS
 
 __all__ = ["InsufficientCalibrationError", "calibrate_policy", "fixed_sequence_passes",
            "inspect_threshold", "search_clear_threshold"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from atr.taxonomy import LOW_RISK_DEFINITIONS
+from atr.policy.taxonomy import LOW_RISK_DEFINITIONS
 
 POLICY_FORMAT = "atr-policy"
 POLICY_VERSION = 1
@@ -48,7 +48,7 @@ class Policy:
     """Thresholds on the model's scores, with the targets and evidence they were calibrated to.
 
     outputs: score columns in `Taxonomy.model_outputs` order: the low-risk output first
-        (one of `atr.taxonomy.LOW_RISK_DEFINITIONS`: `paper_only` or `no_threat`), then threats.
+        (one of `LOW_RISK_DEFINITIONS`: `paper_only` or `no_threat`), then threats.
     clear_threshold: low-risk score at or above which an item may be CLEARed;
         +inf (null in JSON) means the policy never clears.
     inspect_thresholds: per threat, the score at or above which the item is INSPECTed.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from atr.inference.checksums import sha256_file
+from atr.package.checksums import sha256_file
 
 UNKNOWN = "unknown"
 _MANIFEST = "manifest.parquet"

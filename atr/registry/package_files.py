@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from atr.inference.checksums import sha256_file
+from atr.package.checksums import sha256_file
 
 SHA_TAG_PREFIX = "sha256."
 REQUIRED_FILES = ("model.onnx", "preprocess.json", "taxonomy.json")

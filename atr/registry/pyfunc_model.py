@@ -46,7 +46,7 @@ class ScreeningModel(mlflow.pyfunc.PythonModel):
         """Load straight from a package folder (tests and tools that skip MLflow)."""
         import onnxruntime as ort
 
-        from atr.inference.preprocess import PreprocessSpec
+        from atr.package.preprocess import PreprocessSpec
         from atr.policy.decision import Policy
 
         self.spec = PreprocessSpec.load(package_dir / "preprocess.json")

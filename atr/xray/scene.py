@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 from atr.xray.class_mix import TRICKS, ClassMix, pick
 from atr.xray.materials import MATERIAL_NAMES
 from atr.xray.shapes import Shape, ShapeContext, rect, scale_shape, shape_family

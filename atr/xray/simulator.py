@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 from atr.xray.acquisition import acquire
 from atr.xray.beam_hardening import PhysicsTables, physics_tables
 from atr.xray.calibration import calibrated_palette

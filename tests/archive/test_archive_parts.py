@@ -15,11 +15,11 @@ from atr.archive.checkout import archive_params, copy_working_tree
 from atr.archive.crops import grid, write_crops
 from atr.archive.thresholds import bootstrap_thresholds
 from atr.data.manifest import read_dataset
-from atr.inference.dual_energy import decode_dual_energy
-from atr.inference.image_stats import STAT_NAMES
 from atr.monitor.drift_scores import DriftMethods, window_scores
 from atr.monitor.reference import monitor_frame
-from atr.taxonomy import default_taxonomy
+from atr.package.dual_energy import decode_dual_energy
+from atr.package.image_stats import STAT_NAMES
+from atr.policy.taxonomy import default_taxonomy
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from atr.data.manifest import read_dataset
 from atr.data.synth import make_dataset
-from atr.inference.preprocess import PreprocessSpec
+from atr.package.preprocess import PreprocessSpec
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))

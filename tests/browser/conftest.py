@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
-from serving_loader import serving_fixtures
+from helpers.serving_loader import serving_fixtures
 
 
 @pytest.fixture

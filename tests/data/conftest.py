@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from atr.taxonomy import Taxonomy, default_taxonomy
+from atr.policy.taxonomy import Taxonomy, default_taxonomy
 
 # The shapes real scanners and public datasets deliver (kind -> (width, height)).
 IMAGE_KINDS = {

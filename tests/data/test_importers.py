@@ -10,7 +10,7 @@ import numpy as np
 from atr.config import compose
 from atr.data.importers import import_dataset
 from atr.data.manifest import read_dataset
-from atr.inference.preprocess import decode_image
+from atr.package.preprocess import decode_image
 
 
 def run(taxonomy, fmt: str, source: Path, out: Path, **opts) -> Path:

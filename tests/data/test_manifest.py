@@ -18,7 +18,7 @@ from atr.data.manifest import (
     write_dataset_info,
     write_manifest,
 )
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 
 def frame(taxonomy: Taxonomy, n: int = 3) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from atr.data.near_duplicates import (
 )
 from atr.data.splits import assign_splits, straddling_groups, with_strata
 from atr.data.synth import make_dataset
-from atr.inference.preprocess import decode_image
+from atr.package.preprocess import decode_image
 
 AIR = (255, 255, 255)  # pseudo-colour: no attenuation is white
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from atr.inference.preprocess import ImageDecodeError, PreprocessSpec, decode_image
+from atr.package.preprocess import ImageDecodeError, PreprocessSpec, decode_image
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:

@@ -17,7 +17,7 @@ from PIL import Image
 from atr.config import compose
 from atr.data.importers import import_dataset
 from atr.data.manifest import read_dataset
-from atr.inference.preprocess import decode_image
+from atr.package.preprocess import decode_image
 
 
 def _expected_classes(row, traits, taxonomy) -> set[str]:

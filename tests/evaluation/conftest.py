@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from atr.data.manifest import manifest_columns, write_dataset_info, write_manifest
-from atr.taxonomy import default_taxonomy
+from atr.policy.taxonomy import default_taxonomy
 
 INPUT_SIZE = 32
 EMBED_DIM = 8
@@ -71,8 +71,8 @@ def build_package(out: Path, seed: int = 0, low_risk: str = "paper_only") -> Pat
     import torch
     from torch import nn
 
-    from atr.inference.preprocess import PreprocessSpec
     from atr.models.onnx_export import export_onnx
+    from atr.package.preprocess import PreprocessSpec
 
     tax = dataclasses.replace(default_taxonomy(), low_risk=low_risk)
 

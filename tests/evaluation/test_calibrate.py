@@ -11,11 +11,11 @@ import pytest
 
 from atr.config import compose
 from atr.evaluation import calibrate, job
-from atr.evaluation.package_manifest import sha256_file, verify_package
 from atr.evaluation.report import evaluate_package, report_markdown
 from atr.evaluation.scoring import score_column
-from atr.inference.image_stats import STAT_NAMES
-from atr.inference.onnx_scorer import PackageError
+from atr.package.image_stats import STAT_NAMES
+from atr.package.manifest import sha256_file, verify_package
+from atr.package.onnx_scorer import PackageError
 from atr.policy.calibration import InsufficientCalibrationError
 from atr.policy.decision import Policy
 

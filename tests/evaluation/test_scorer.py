@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atr.inference.image_stats import STAT_NAMES, image_stats
-from atr.inference.onnx_scorer import OnnxScorer, PackageError
-from atr.inference.preprocess import decode_image
-from atr.taxonomy import default_taxonomy
+from atr.package.image_stats import STAT_NAMES, image_stats
+from atr.package.onnx_scorer import OnnxScorer, PackageError
+from atr.package.preprocess import decode_image
+from atr.policy.taxonomy import default_taxonomy
 
 
 def _paths(dataset: Path, n: int) -> list[Path]:

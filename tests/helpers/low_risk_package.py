@@ -7,11 +7,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from serving_loader import serving_fixtures
-
 from atr.policy.decision import Policy
+from atr.policy.taxonomy import Taxonomy, default_taxonomy
 from atr.registry.package_files import package_checksums
-from atr.taxonomy import Taxonomy, default_taxonomy
+from helpers.serving_loader import serving_fixtures
 
 
 def no_threat_taxonomy() -> Taxonomy:

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from atr.data.manifest import Dataset, read_dataset
-from atr.taxonomy import Taxonomy
+from atr.policy.taxonomy import Taxonomy
 
 FORMATS = ("voc", "yolo", "coco", "sixray", "folder", "labelstudio",
            "dual_energy_tiff", "dual_energy_png")

@@ -8,9 +8,9 @@ import pytest
 from labels_fixtures import Line
 from sqlalchemy.orm import Session, sessionmaker
 
-from atr.monitor.image_store import ImageStore
-from atr.monitor.prediction_store import open_store
-from atr.taxonomy import Taxonomy, default_taxonomy
+from atr.policy.taxonomy import Taxonomy, default_taxonomy
+from atr.store.image_store import ImageStore
+from atr.store.prediction_store import open_store
 
 
 @pytest.fixture(scope="session")

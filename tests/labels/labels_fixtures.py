@@ -9,8 +9,8 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from atr.data.dataset_writer import encode_png
-from atr.monitor.image_store import ImageStore
-from atr.monitor.prediction_store import Feedback, Prediction
+from atr.store.image_store import ImageStore
+from atr.store.prediction_store import Feedback, Prediction
 
 T0 = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
 CONFIDENT = {"paper_only": 0.02, "firearm": 0.01, "knife": 0.01, "ammunition": 0.01,

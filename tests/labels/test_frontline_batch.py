@@ -11,9 +11,9 @@ from labels_fixtures import T0, Line
 from sqlalchemy import select, update
 
 from atr.data.manifest import read_dataset
-from atr.monitor import frontline_batch
-from atr.monitor.frontline_batch import write_frontline_batch
-from atr.monitor.prediction_store import Feedback
+from atr.labels import frontline_batch
+from atr.labels.frontline_batch import write_frontline_batch
+from atr.store.prediction_store import Feedback
 
 PAPER = {"document": 1, "paper_only": 1}
 KNIFE = {"knife": 1, "clothing": 1, "paper_only": 0}

@@ -14,21 +14,21 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from helpers.serving_loader import serving_fixtures
 from labels_fixtures import Line
 from PIL import Image
-from serving_loader import serving_fixtures
 from sqlalchemy import select, update
 
 from atr.config import compose
 from atr.data.dataset_writer import encode_png
 from atr.data.manifest import read_dataset
-from atr.inference.dual_energy import attenuation
-from atr.inference.preprocess import PreprocessSpec
-from atr.monitor import labels_job
-from atr.monitor.frontline_batch import write_frontline_batch
-from atr.monitor.frontline_images import ModelSpecUnavailable, RegistrySpecs
-from atr.monitor.image_store import ImageStore
-from atr.monitor.prediction_store import Feedback, Prediction, open_store
+from atr.labels import job as labels_job
+from atr.labels.frontline_batch import write_frontline_batch
+from atr.labels.frontline_images import ModelSpecUnavailable, RegistrySpecs
+from atr.package.dual_energy import attenuation
+from atr.package.preprocess import PreprocessSpec
+from atr.store.image_store import ImageStore
+from atr.store.prediction_store import Feedback, Prediction, open_store
 
 PAPER = {"document": 1, "paper_only": 1}
 NAME = "atr-screening"

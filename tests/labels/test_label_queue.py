@@ -7,9 +7,9 @@ from datetime import timedelta
 from labels_fixtures import CONFIDENT, T0, Line
 from sqlalchemy import select
 
-from atr.monitor.label_queue import QueueWeights, open_tasks, refresh_queue, uncertainty
-from atr.monitor.prediction_store import DriftEvent, LabelTask
+from atr.labels.label_queue import QueueWeights, open_tasks, refresh_queue, uncertainty
 from atr.policy.decision import Policy
+from atr.store.prediction_store import DriftEvent, LabelTask
 
 THREATS = ["firearm", "knife", "ammunition", "narcotics", "lithium_battery"]
 POLICY = Policy(outputs=["paper_only", *THREATS], clear_threshold=0.9,

@@ -11,9 +11,9 @@ from labels_fixtures import CONFIDENT, Line
 
 from atr.config import compose
 from atr.data.manifest import read_dataset
-from atr.monitor import labels_job
-from atr.monitor.image_store import ImageStore
-from atr.monitor.prediction_store import open_store
+from atr.labels import job as labels_job
+from atr.store.image_store import ImageStore
+from atr.store.prediction_store import open_store
 
 DVC = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dvc")
 

@@ -11,14 +11,14 @@ import pytest
 from labels_fixtures import CONFIDENT, Line
 from sqlalchemy import func, select
 
-from atr.monitor.label_queue import mark_exported, open_tasks, refresh_queue
-from atr.monitor.labelstudio import (
+from atr.labels.label_queue import mark_exported, open_tasks, refresh_queue
+from atr.labels.labelstudio import (
     LabelImportError,
     export_labelstudio,
     import_labelstudio,
     labelling_config,
 )
-from atr.monitor.prediction_store import Feedback, LabelTask
+from atr.store.prediction_store import Feedback, LabelTask
 
 
 def _export(line: Line, sessions, images, taxonomy, runtime: Path, out: Path) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from serving_loader import serving_fixtures
+from helpers.serving_loader import serving_fixtures
 
 
 @pytest.fixture(scope="module")

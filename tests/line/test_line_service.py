@@ -15,7 +15,7 @@ from atr.data.synth import item_seed
 from atr.line.feedback import choose
 from atr.line.plan import load_mix
 from atr.line.run import run, simulate
-from atr.taxonomy import default_taxonomy
+from atr.policy.taxonomy import default_taxonomy
 from atr.xray import ClassMix, XraySimulator, load_profile
 
 SEED = 1000  # conf/line.yaml's default

@@ -16,7 +16,7 @@ from atr.line.parcels import Parcel
 from atr.line.plan import phases_from_cfg
 from atr.line.run import report_text
 from atr.line.sender import Shot
-from atr.taxonomy import default_taxonomy
+from atr.policy.taxonomy import default_taxonomy
 
 
 def test_phases_split_count_and_refuse_unknown_keys() -> None:

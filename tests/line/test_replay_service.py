@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from helpers.low_risk_package import no_threat_package
 from helpers.real_formats import export_dataset
-from serving_loader import serving_fixtures
+from helpers.serving_loader import serving_fixtures
 
 from atr.config import compose
 from atr.data.importers import import_dataset
 from atr.data.manifest import read_dataset
 from atr.data.synth import make_dataset
-from atr.inference.onnx_scorer import OnnxScorer
 from atr.line.run import simulate
-from atr.monitor.image_store import ImageStore
-from atr.taxonomy import default_taxonomy
+from atr.package.onnx_scorer import OnnxScorer
+from atr.policy.taxonomy import default_taxonomy
+from atr.store.image_store import ImageStore
 
 
 @pytest.fixture(scope="module")

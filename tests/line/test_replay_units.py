@@ -12,7 +12,7 @@ from atr.data.synth import make_dataset
 from atr.line.parcels import Parcel
 from atr.line.plan import phases_from_cfg
 from atr.line.replay import replay_order, replay_parcels, resolve_counts
-from atr.taxonomy import default_taxonomy
+from atr.policy.taxonomy import default_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from atr.models.backbones import UnknownBackboneError, create_backbone
 from atr.models.onnx_export import export_onnx
 from atr.models.screening_module import ScreeningModule
 from atr.models.test_time_views import check_views
-from atr.taxonomy import default_taxonomy
+from atr.policy.taxonomy import default_taxonomy
 
 SIZE = 64
 

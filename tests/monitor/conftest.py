@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from atr.monitor.prediction_store import open_store
+from atr.store.prediction_store import open_store
 
 
 @pytest.fixture

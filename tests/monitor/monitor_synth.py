@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atr.inference.image_stats import STAT_NAMES
-from atr.monitor.prediction_store import Feedback, Prediction
+from atr.package.image_stats import STAT_NAMES
+from atr.store.prediction_store import Feedback, Prediction
 
 OUTPUTS = ["paper_only", "firearm", "knife"]
 DIMS = 16

@@ -73,7 +73,7 @@ def test_config_refuses_unknown_signal_and_bad_k() -> None:
 
 
 def test_onset_delay_and_false_alarms_on_a_replayed_series() -> None:
-    from atr.monitor.drift_drill import alarms, onset_delay
+    from atr.line.drift_drill import alarms, onset_delay
 
     # windows close every 50 items; drift starts after item 300
     values = [0.5, 0.9, 0.9, 0.5, 0.5, 0.5, 0.8, 0.9, 0.9]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from atr.config import compose
 from atr.monitor.job import mark_handled, pending_events, run
-from atr.monitor.prediction_store import DriftEvent
+from atr.store.prediction_store import DriftEvent
 
 # Small windows keep the test fast; they are noisier than the default 300, so the column
 # thresholds go up (max over 20 same-distribution windows of 80: scores 0.36, stats 0.36).

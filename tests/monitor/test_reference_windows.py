@@ -17,9 +17,9 @@ from monitor_synth import (
     write_reference,
 )
 
-from atr.monitor.prediction_store import Prediction
 from atr.monitor.reference import read_reference
 from atr.monitor.windows import recent_predictions, scanners, sliding_windows, window_ends
+from atr.store.prediction_store import Prediction
 
 
 def test_reference_parquet_maps_to_monitor_frame(tmp_path: Path) -> None:

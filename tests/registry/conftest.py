@@ -12,10 +12,10 @@ import pytest
 from omegaconf import DictConfig
 
 from atr.config import compose
-from atr.inference.preprocess import PreprocessSpec
+from atr.package.preprocess import PreprocessSpec
 from atr.policy.decision import Policy
+from atr.policy.taxonomy import default_taxonomy
 from atr.registry.package_files import package_checksums
-from atr.taxonomy import default_taxonomy
 
 INPUT_SIZE = 32
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from atr.registry import verdict as rules
+from atr.evaluation import gate_rules as rules
+from atr.evaluation.gate import gate, newest_frontline_batch
 from atr.registry.approve import approve
-from atr.registry.gate import gate, newest_frontline_batch
 from atr.registry.package_files import package_checksums
 from atr.registry.register import register_package
 

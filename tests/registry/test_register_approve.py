@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from atr.inference.preprocess import PreprocessSpec, decode_image
+from atr.package.preprocess import PreprocessSpec, decode_image
 from atr.registry.approve import approve
 from atr.registry.approve import run as approve_job
 from atr.registry.package_files import ChecksumError, sha256_file

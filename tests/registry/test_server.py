@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from atr.inference.preprocess import PreprocessSpec, decode_image
+from atr.package.preprocess import PreprocessSpec, decode_image
 from atr.registry.approve import approve
 from atr.registry.pyfunc_model import encode_image_file
 from atr.registry.register import register_package

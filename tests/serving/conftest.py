@@ -59,10 +59,10 @@ def export_tiny_onnx(path: Path, n_outputs: int, seed: int) -> Path:
 
 def build_package(out: Path, seed: int = 0, representation: str = "pseudo_colour") -> Path:
     """The files `atr evaluate` leaves behind (package + eval metrics), with package.json."""
-    from atr.inference.preprocess import PreprocessSpec
+    from atr.package.preprocess import PreprocessSpec
     from atr.policy.decision import Policy
+    from atr.policy.taxonomy import default_taxonomy
     from atr.registry.package_files import package_checksums
-    from atr.taxonomy import default_taxonomy
 
     outputs = default_taxonomy().model_outputs
     out.mkdir(parents=True, exist_ok=True)

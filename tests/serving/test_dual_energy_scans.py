@@ -11,7 +11,7 @@ import pytest
 from conftest import Registry, Server, _registry, build_package, png_bytes, store_rows
 from PIL import Image
 
-from atr.inference.onnx_scorer import OnnxScorer
+from atr.package.onnx_scorer import OnnxScorer
 
 
 def stacked_png(low: np.ndarray, high: np.ndarray) -> bytes:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import Registry, png_bytes, settings_for, store_rows, thread_server
 
-from atr.inference.preprocess import PreprocessSpec
+from atr.package.preprocess import PreprocessSpec
 from atr.policy.decision import Policy
-from atr.taxonomy import default_taxonomy
+from atr.policy.taxonomy import default_taxonomy
 from serving.model_source import LoadedModel
 
 
@@ -78,7 +78,7 @@ def test_slow_model_times_out_to_inspect_stored_once(app_with, empty_registry: R
     rows = [x for x in store_rows(empty_registry) if x["item_id"] == "slow-1"]
     assert [(x["request_id"], x["reason"]) for x in rows] == [(r.json()["request_id"], "timeout")]
     # The handler that answered `timeout` stored the image itself (the batch never did).
-    from atr.monitor.image_store import ImageStore
+    from atr.store.image_store import ImageStore
 
     assert ImageStore(empty_registry.root / "images").get(rows[0]["image_ref"]) == png_bytes()
 

@@ -12,9 +12,9 @@ from conftest import Registry, Server, _registry, png_bytes
 from helpers.low_risk_package import no_threat_package
 
 from atr.monitor.drift_performance import performance
-from atr.monitor.prediction_store import open_store
 from atr.monitor.windows import recent_predictions
-from atr.taxonomy import default_taxonomy
+from atr.policy.taxonomy import default_taxonomy
+from atr.store.prediction_store import open_store
 
 TAX = default_taxonomy()
 AT = "2026-11-25T10:00:00Z"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from conftest import NAME, Registry, Server, png_bytes, store_rows
 
-from atr.monitor.image_store import ImageStore
+from atr.store.image_store import ImageStore
 
 DECISIONS = {"CLEAR", "REVIEW", "INSPECT"}
 

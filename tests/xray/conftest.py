@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from atr.config import conf_dir
-from atr.taxonomy import Taxonomy, default_taxonomy
+from atr.policy.taxonomy import Taxonomy, default_taxonomy
 from atr.xray import ClassMix, XraySimulator, load_profile
 from atr.xray.materials import MATERIAL_INDEX, MATERIAL_NAMES
 

@@ -77,7 +77,7 @@ def test_drift_mixes_load_and_differ(load_mix):
 
 
 def test_new_taxonomy_class_reuses_a_family(taxonomy, load_mix):
-    from atr.taxonomy import Taxonomy
+    from atr.policy.taxonomy import Taxonomy
 
     cfg = taxonomy.to_dict()
     cfg["classes"].append({"name": "perfume", "group": "goods", "shape": "bottle"})
@@ -87,7 +87,7 @@ def test_new_taxonomy_class_reuses_a_family(taxonomy, load_mix):
 
 
 def test_unknown_shape_or_class_is_rejected(taxonomy, load_mix):
-    from atr.taxonomy import Taxonomy
+    from atr.policy.taxonomy import Taxonomy
 
     cfg = taxonomy.to_dict()
     cfg["classes"].append({"name": "drone", "group": "goods", "shape": "no_such_shape"})

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from atr.data.importers import coco, dual_energy, folder, labelstudio, sixray, voc, yolo
 from atr.data.importers.base import DatasetImportError, ImporterSettings, Parsed, write_import
-from atr.taxonomy import Taxonomy, default_taxonomy
+from atr.policy.taxonomy import Taxonomy, default_taxonomy
 
 FORMATS: dict[str, Callable[[ImporterSettings], Parsed]] = {
     "folder": folder.read_records,

@@ -27,8 +27,8 @@ from atr.data.importers.settings import DEFAULT_SPLIT_MAP, DatasetImportError, I
 from atr.data.label_completeness import META_KEY
 from atr.data.near_duplicates import HashSettings, group_near_duplicates
 from atr.data.splits import assign_splits, straddling_groups, with_strata
-from atr.inference.preprocess import ImageDecodeError, decode_image
-from atr.taxonomy import Taxonomy
+from atr.package.preprocess import ImageDecodeError, decode_image
+from atr.policy.taxonomy import Taxonomy
 
 __all__ = ["DEFAULT_SPLIT_MAP", "DatasetImportError", "ImporterSettings", "Parsed", "Record"]
 log = logging.getLogger(__name__)

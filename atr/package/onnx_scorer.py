@@ -1,0 +1,210 @@
+"""Run a model package's ONNX network on RGB images: scores, embeddings, image stats.
+
+Serving imports this module, so it must not import torch (or anything from
+training): onnxruntime, numpy and the package's own JSON files only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atr.package.image_stats import image_stats
+from atr.policy.taxonomy import Taxonomy
+
+__all__ = ["OnnxScorer", "PackageError", "image_stats"]
+
+MODEL_FILE = "model.onnx"
+PREPROCESS_FILE = "preprocess.json"
+TAXONOMY_FILE = "taxonomy.json"
+POLICY_FILE = "policy.json"
+INPUT_NAME = "image"
+SCORES_NAME = "scores"
+EMBEDDING_NAME = "embedding"
+
+
+class PackageError(ValueError):
+    """A model package is missing a file or holds one that does not fit the contract.
+
+    A ValueError so that the CLI reports it as a domain error, without a traceback.
+    """
+
+
+class OnnxScorer:
+    """The network of one model package, ready to score batches of RGB images."""
+
+    def __init__(
+        self,
+        package_dir: str | Path,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        intra_op_threads: int | None = None,
+    ) -> None:
+        self.package_dir = Path(package_dir)
+        if not self.package_dir.is_dir():
+            raise PackageError(f"model package {self.package_dir} is not a directory")
+        self.taxonomy = _load_taxonomy(self.package_dir / TAXONOMY_FILE)
+        self.outputs: list[str] = self.taxonomy.model_outputs
+        self.preprocess = _load_preprocess(self.package_dir / PREPROCESS_FILE)
+        self._session = _open_session(self.package_dir / MODEL_FILE, providers, intra_op_threads)
+        self.embedding_dim = _check_signature(
+            self._session, self.package_dir / MODEL_FILE, len(self.outputs),
+            self.preprocess.input_size,
+        )
+        self.policy = _load_policy(self.package_dir / POLICY_FILE)
+        if self.policy is not None and list(self.policy.outputs) != self.outputs:
+            # e.g. a no_threat model with a paper_only policy: the thresholds would be
+            # applied to the wrong scores.
+            raise PackageError(
+                f"{self.package_dir / POLICY_FILE}: policy outputs {self.policy.outputs} "
+                f"differ from taxonomy.json's model outputs {self.outputs}"
+            )
+
+    def score_images(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass over decoded scans (`preprocess.decode`: uint8 HxWx3 RGB, or
+        HxWx2 attenuation for a dual-energy model): (scores NxK, embeddings NxD).
+
+        Scores are in `self.outputs` order (`taxonomy.model_outputs`).
+        """
+        if len(images) == 0:
+            return (
+                np.zeros((0, len(self.outputs)), np.float32),
+                np.zeros((0, self.embedding_dim or 0), np.float32),
+            )
+        batch = np.ascontiguousarray(self.preprocess.prepare_batch(list(images)), np.float32)
+        scores, emb = self._session.run([SCORES_NAME, EMBEDDING_NAME], {INPUT_NAME: batch})
+        n = len(images)
+        if scores.shape != (n, len(self.outputs)) or emb.ndim != 2 or emb.shape[0] != n:
+            raise PackageError(
+                f"{self.package_dir / MODEL_FILE}: for a batch of {n} the model returned scores "
+                f"{scores.shape} and embedding {emb.shape}; expected ({n}, {len(self.outputs)}) "
+                f"scores for outputs {self.outputs} and ({n}, D) embeddings"
+            )
+        return scores.astype(np.float32, copy=False), emb.astype(np.float32, copy=False)
+
+    def score_paths(
+        self, paths: Sequence[str | Path], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode and score image files in batches of `batch_size`."""
+        scores, emb, _ = self.score_paths_with_stats(paths, batch_size, with_stats=False)
+        return scores, emb
+
+    def score_paths_with_stats(
+        self, paths: Sequence[str | Path], batch_size: int = 32, with_stats: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
+        """Like score_paths, plus `image_stats` of each image (decoded only once).
+
+        The files are what the representation reads: the manifest's `image` column for a
+        pseudo-colour model, its `raw` column for a dual-energy one
+        (`preprocess.input_column`)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        all_scores, all_emb, stats = [], [], []
+        for start in range(0, len(paths), batch_size):
+            images = [self.preprocess.decode(p) for p in paths[start : start + batch_size]]
+            s, e = self.score_images(images)
+            all_scores.append(s)
+            all_emb.append(e)
+            if with_stats:
+                stats += [image_stats(self.preprocess.display(im)) for im in images]
+        if not all_scores:
+            s, e = self.score_images([])
+            return s, e, []
+        return np.concatenate(all_scores), np.concatenate(all_emb), stats
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise PackageError(f"model package file {path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackageError(f"model package file {path} is not valid JSON: {exc}") from exc
+
+
+def _load_taxonomy(path: Path) -> Taxonomy:
+    try:
+        return Taxonomy.from_dict(_read_json(path))
+    except PackageError:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise PackageError(f"model package file {path}: not a taxonomy: {exc}") from exc
+
+
+def _load_preprocess(path: Path) -> Any:
+    from atr.package.preprocess import PreprocessSpec
+
+    _read_json(path)  # a missing or unparsable file gets the package error naming it
+    try:
+        return PreprocessSpec.from_json(path.read_text())
+    except Exception as exc:  # any refusal of the spec: name the file, keep the cause
+        raise PackageError(f"model package file {path}: bad preprocessing spec: {exc}") from exc
+
+
+def _load_policy(path: Path) -> Any:
+    """The calibrated decision policy, or None before the evaluate stage has written one."""
+    if not path.exists():
+        return None
+    from atr.policy.decision import Policy
+
+    _read_json(path)
+    try:
+        return Policy.from_json(path.read_text())
+    except Exception as exc:
+        raise PackageError(f"model package file {path}: bad policy: {exc}") from exc
+
+
+def _open_session(path: Path, providers: Sequence[str], intra_op_threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise PackageError(f"model package file {path} is missing")
+    opts = ort.SessionOptions()
+    if intra_op_threads is not None:
+        opts.intra_op_num_threads = int(intra_op_threads)
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
+    except Exception as exc:  # onnxruntime raises its own exception types for bad models
+        raise PackageError(f"model package file {path} is not a loadable ONNX model: {exc}") \
+            from exc
+
+
+def _check_signature(session: Any, path: Path, n_outputs: int, input_size: int) -> int | None:
+    """Refuse a network whose input/output names or static shapes break the contract.
+
+    Returns the embedding width when the graph states it statically.
+    """
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    if set(inputs) != {INPUT_NAME}:
+        raise PackageError(f"{path}: inputs {sorted(inputs)}; the contract is one input 'image'")
+    missing = {SCORES_NAME, EMBEDDING_NAME} - set(outputs)
+    if missing:
+        raise PackageError(
+            f"{path}: outputs {sorted(outputs)} lack {sorted(missing)} "
+            "(the contract: 'scores' NxK and 'embedding' NxD)"
+        )
+    image_shape = inputs[INPUT_NAME].shape
+    channels = image_shape[1] if len(image_shape) == 4 else None
+    if len(image_shape) != 4 or (isinstance(channels, int) and channels != 3):
+        raise PackageError(f"{path}: input 'image' has shape {image_shape}, expected Nx3xSxS")
+    fixed = [d for d in image_shape[2:] if isinstance(d, int)]
+    if any(d != input_size for d in fixed):
+        raise PackageError(
+            f"{path}: input 'image' has shape {image_shape} but preprocess.json prepares "
+            f"{input_size}x{input_size} images"
+        )
+    scores_shape = outputs[SCORES_NAME].shape
+    k = scores_shape[1] if len(scores_shape) == 2 else None
+    if len(scores_shape) != 2 or (isinstance(k, int) and k != n_outputs):
+        raise PackageError(
+            f"{path}: output 'scores' has shape {scores_shape}; taxonomy.json names "
+            f"{n_outputs} model outputs"
+        )
+    emb_shape = outputs[EMBEDDING_NAME].shape
+    if len(emb_shape) != 2:
+        raise PackageError(f"{path}: output 'embedding' has shape {emb_shape}, expected NxD")
+    return emb_shape[1] if isinstance(emb_shape[1], int) else None

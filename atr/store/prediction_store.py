@@ -1,0 +1,136 @@
+"""The prediction store: every decision on the line, the feedback that labels it, drift
+events and the analysts' label queue.
+
+SQLAlchemy 2 over SQLite (WAL) by default; a PostgreSQL URL (`postgresql+psycopg://...`)
+lets several serving replicas share one store. No torch here: serving imports this.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Prediction(Base):
+    """One decision sent back to the sorter (stored before the response leaves)."""
+
+    __tablename__ = "predictions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    item_id: Mapped[str] = mapped_column(String(200), index=True)
+    scanner_id: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    model_name: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(50), index=True)
+    decision: Mapped[str] = mapped_column(String(10), index=True)  # CLEAR | REVIEW | INSPECT
+    # paper_only, threat:<class>, uncertain, error codes
+    reason: Mapped[str] = mapped_column(String(200))
+    scores: Mapped[dict[str, float] | None] = mapped_column(JSON)  # {output: probability}
+    embedding: Mapped[list[float] | None] = mapped_column(JSON)  # compact image embedding
+    image_stats: Mapped[dict[str, float] | None] = mapped_column(JSON)  # atr.package.image_stats
+    image_ref: Mapped[str | None] = mapped_column(String(200))  # content address in the image store
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    # challenger's version/scores/decision
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Feedback(Base):
+    """An inspection outcome or analyst verdict for an item that was decided."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[str] = mapped_column(String(200), index=True)
+    labels: Mapped[dict[str, int]] = mapped_column(JSON)  # {class: 0/1, ..., "paper_only": 0/1}
+    source: Mapped[str] = mapped_column(String(20))  # inspection | analyst
+    who: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the verdict was given
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    batch: Mapped[str | None] = mapped_column(String(200), index=True)  # frontline batch it went to
+
+
+class DriftEvent(Base):
+    """A drift decision of the monitor: what drifted, when, and the evidence."""
+
+    __tablename__ = "drift_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    scanner_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    model_version: Mapped[str | None] = mapped_column(String(50))
+    # embedding | scores | decisions | image_stats | performance
+    kind: Mapped[str] = mapped_column(String(50))
+    score: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_items: Mapped[int | None] = mapped_column(Integer)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    report_path: Mapped[str | None] = mapped_column(Text)
+    handled: Mapped[bool] = mapped_column(Boolean, default=False)  # retraining triggered
+
+
+class LabelTask(Base):
+    """An item queued for an analyst's label, ranked by how much the label is worth."""
+
+    __tablename__ = "label_queue"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # one task per item: concurrent exports cannot queue the same parcel twice
+    item_id: Mapped[str] = mapped_column(String(200), unique=True)
+    prediction_id: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[float] = mapped_column(Float, index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    # open|exported|labelled
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL: readers (monitor, feedback) never block the line's writers; synchronous=FULL
+    # so an acknowledged decision survives a crash or power loss.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def open_store(url: str) -> sessionmaker[Session]:
+    """Engine + tables for a store URL (created if missing); returns a session factory."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False}
+    engine: Engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    Base.metadata.create_all(engine)
+    return sessionmaker(engine, expire_on_commit=False)
