@@ -32,11 +32,12 @@ archive-demo: $(STAMP)
 # One pass of the DVC pipeline (synthesize -> prepare -> train -> evaluate -> register) on
 # the sources of pipelines/params.yaml `dataset.sources`. A fresh clone (no data/ yet) first
 # regenerates the gold set (make data); an office's own archive (atr data import ... into
-# data/imports/<name>) needs no simulator: data/ as it stands is recorded (dvc add), then run.
+# data/imports/<name>) needs no simulator. `atr pipeline` (atr/retrain.py) pins
+# train.init_version (the champion's version now: a moved champion re-runs training),
+# records data/ as it stands (dvc add), then runs `dvc repro` in pipelines/.
 pipeline: $(STAMP)
 	test -d data || $(MAKE) data
-	$(BIN)/dvc add -q data
-	cd pipelines && PATH=$(CURDIR)/$(BIN):$$PATH ../$(BIN)/dvc repro
+	$(BIN)/atr pipeline
 
 # data/ as data.dvc records it: the gold set is regenerated bit for bit from its seed
 # (no remote holds it on a fresh clone), then added and pushed to the local remote.

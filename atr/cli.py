@@ -6,11 +6,17 @@ Everything after the command is a Hydra override (`atr train trainer.max_epochs=
 model=resnet10t`), so any config key can be set from the command line and a
 misspelt key fails with Hydra's own message. `atr approve VERSION --by NAME`
 also takes the two arguments reviewers expect.
+
+`-m` / `--multirun` sweeps, as Hydra's own `-m` does: `atr train -m model.backbone=a,b
+seed=0,1` runs the job once per combination (the cartesian product of the sweep
+values, in order, the first key varying slowest), one MLflow run each, one summary
+line per run. Sweep values are Hydra's override syntax (`a,b`, `range(0,3)`, `glob(*)`).
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -41,10 +47,12 @@ JOBS: dict[str, Job] = {
     "mlflow": Job("mlflow", "atr.registry.server:run", "start the MLflow server + UI"),
     "serve": Job("serve", "serving.main:run", "serve @champion to the sorting line"),
     "line": Job("line", "atr.line.run:run", "stream simulated parcels to a service"),
-    "monitor": Job("monitor", "atr.monitor.job:run", "drift reports and drift events"),
+    "monitor": Job("monitor", "atr.monitor.job:job", "drift reports and drift events"),
     "labels export": Job("labels", "atr.labels.job:export", "label queue -> Label Studio"),
     "labels import": Job("labels", "atr.labels.job:import_", "Label Studio -> feedback"),
     "labels batch": Job("labels", "atr.labels.job:batch", "feedback -> frontline batch"),
+    "pipeline": Job("retrain", "atr.retrain:pipeline",
+                    "pin train.init_version, dvc add data, dvc repro"),
     "retrain": Job("retrain", "atr.retrain:run", "retrain on base + frontline data, gate"),
     "demo": Job("demo", "atr.demo:run", "the closed loop, end to end"),
     "archive-demo": Job("archive", "atr.archive.demo:run",
@@ -73,6 +81,44 @@ def _approve_args(args: list[str]) -> list[str]:
         else:
             out.append(tok)
     return out
+
+
+def _flags(name: str, args: list[str]) -> list[str]:
+    """The few flags a job takes besides key=value, as the overrides they stand for."""
+    if name == "approve":
+        return _approve_args(args)
+    if name == "retrain":
+        return ["retrain.auto_approve=true" if a == "--auto-approve" else a for a in args]
+    if name == "monitor":  # --watch: a pass a minute; --watch=N: every N seconds
+        return ["monitor.watch_s=60" if a == "--watch" else
+                f"monitor.watch_s={a[8:]}" if a.startswith("--watch=") else a for a in args]
+    return args
+
+
+def sweep(overrides: Sequence[str]) -> list[list[str]]:
+    """Hydra's sweep overrides (`k=a,b`, `k=range(3)`) -> one override list per
+    combination, parsed by Hydra's own override parser; other overrides pass unchanged."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    axes: list[list[str]] = []
+    for text in overrides:
+        parsed = parser.parse_override(text)
+        if parsed.is_sweep_override():
+            key = parsed.get_key_element()
+            axes.append([f"{key}={value}" for value in parsed.sweep_string_iterator()])
+        else:
+            axes.append([text])
+    return [list(combo) for combo in itertools.product(*axes)]
+
+
+def _summary(result: object) -> str:
+    """A run's result on one line: its scalar entries, floats rounded."""
+    if not isinstance(result, dict):
+        return str(result).splitlines()[0][:120] if result is not None else ""
+    items = [f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in result.items()
+             if isinstance(v, int | float | str) and len(str(v)) <= 60]
+    return " ".join(items[:6])
 
 
 def _usage() -> str:
@@ -112,34 +158,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     if {"-h", "--help"} & set(args):
         print(_job_help(name, job))
         return 0
-    if name == "approve":
-        args = _approve_args(args)
-    elif name == "retrain":
-        args = ["retrain.auto_approve=true" if a == "--auto-approve" else a for a in args]
+    args = _flags(name, args)
+    multirun = bool({"-m", "--multirun"} & set(args))
     show_cfg = "--cfg" in args
-    overrides = [a for a in args if a != "--cfg"]
+    overrides = [a for a in args if a not in {"--cfg", "-m", "--multirun"}]
+    try:
+        runs = sweep(overrides) if multirun else [overrides]
+    except Exception as exc:  # Hydra's parser names the bad override
+        print(f"atr {name}: bad sweep: {exc}", file=sys.stderr)
+        return 2
+    codes = []
+    for i, run_overrides in enumerate(runs, 1):
+        rc, result = _run_one(name, job, run_overrides, show_cfg)
+        codes.append(rc)
+        if multirun and not show_cfg:
+            state = "ok" if rc == 0 else f"failed (rc {rc})"
+            print(f"[atr {name} -m {i}/{len(runs)}] {' '.join(run_overrides)}: {state}"
+                  f" {_summary(result) if rc == 0 else ''}".rstrip(), flush=True)
+        elif isinstance(result, dict):
+            print(json.dumps(result, indent=2, default=str))
+        elif result is not None:
+            print(result)
+    return max(codes)
+
+
+def _run_one(name: str, job: Job, overrides: list[str], show_cfg: bool) -> tuple[int, object]:
+    """Compose and run one job; (exit code, what it returned)."""
     try:
         cfg = compose(job.config, overrides)
     except Exception as exc:  # Hydra's composition errors already name the key
         print(f"atr {name}: bad configuration: {exc}", file=sys.stderr)
-        return 2
+        return 2, None
     if show_cfg:
         from omegaconf import OmegaConf
 
-        print(OmegaConf.to_yaml(cfg, resolve=True))
-        return 0
+        return 0, OmegaConf.to_yaml(cfg, resolve=True)
     try:
-        result = _resolve(job.target)(cfg)
+        return 0, _resolve(job.target)(cfg)
     except (ValueError, FileNotFoundError, FileExistsError, LookupError) as exc:
         # Domain errors (bad manifest, unknown class, refused calibration) carry
         # their own message naming file/line/field: show it without a traceback.
         print(f"atr {name}: error: {exc}", file=sys.stderr)
-        return 1
-    if isinstance(result, dict):
-        print(json.dumps(result, indent=2, default=str))
-    elif result is not None:
-        print(result)
-    return 0
+        return 1, None
 
 
 if __name__ == "__main__":

@@ -32,6 +32,46 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    import atr.config_schema  # noqa: F401  (registers conf/'s structured configs)
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+# Always passed: the three folders everything else derives from (conf/paths/default.yaml).
+ROOT_PATHS = ("root", "data_dir", "artifacts_dir")
+
+
+def runtime_overrides(cfg: DictConfig) -> list[str]:
+    """The caller's runtime as overrides for a sub-job: paths.root/data_dir/artifacts_dir
+    (resolved, so the sub-job sees the same folders whatever its cwd), any other `paths.*`
+    the caller set outright (a server's tracking_uri; derived ones are left to derive, so a
+    later paths.root override still moves them), and `registry.model_name` if it has one."""
+    raw = OmegaConf.to_container(cfg.paths, resolve=False) if "paths" in cfg else {}
+    out = [f"paths.{k}={cfg.paths[k]}" for k in ROOT_PATHS if k in raw]
+    out += [f"paths.{k}={v}" for k, v in raw.items() if k not in ROOT_PATHS
+            and v is not None and not (isinstance(v, str) and "${" in v)]
+    name = OmegaConf.select(cfg, "registry.model_name", default=None)
+    return [*out, f"registry.model_name={name}"] if name is not None else out
+
+
+def override_key(override: str) -> str:
+    """`a.b` for `a.b=1`, `+a.b=1`, `++a.b=1` and `~a.b`: the key an override sets."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def merge_overrides(*lists: Sequence[str]) -> list[str]:
+    """One override per key, later lists winning: a caller's `paths.root=...` replaces the
+    default one wherever it sits (never dropped or kept by position). Order: first sight."""
+    merged: dict[str, str] = {}
+    for overrides in lists:
+        for override in overrides:
+            merged[override_key(str(override))] = str(override)
+    return list(merged.values())
+
+
+def only(overrides: Sequence[str], *prefixes: str) -> list[str]:
+    """The overrides whose key starts with one of `prefixes` (`paths.` for jobs without a
+    registry)."""
+    return [o for o in overrides if override_key(o).startswith(prefixes)]

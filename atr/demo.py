@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from atr.config import compose
+from atr.config import compose, merge_overrides, only, runtime_overrides
 from atr.demo_service import ServiceProcess
-from atr.retrain import dvc_repro
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +31,19 @@ def _say(msg: str) -> None:
 
 
 def _base(cfg: DictConfig) -> list[str]:
-    paths = OmegaConf.to_container(cfg.paths, resolve=True)
-    return [f"paths.{k}={paths[k]}" for k in ("root", "data_dir", "artifacts_dir")]
+    """The demo's runtime paths for jobs without a registry (synth, line)."""
+    return only(runtime_overrides(cfg), "paths.")
 
 
-def _model(cfg: DictConfig) -> list[str]:
-    return [f"registry.model_name={cfg.registry.model_name}"]
+def _retrain(cfg: DictConfig, make_batch: bool) -> dict[str, Any]:
+    """atr.retrain.retrain, the path `atr retrain` takes, with the demo's simulated
+    approval: [feedback -> batch (min_items=1)] -> DVC pipeline -> gate -> approve."""
+    from atr.retrain import retrain
+
+    return retrain(compose("retrain", merge_overrides(runtime_overrides(cfg), [
+        f"retrain.repo={Path(str(cfg.demo.repo)).resolve()}",
+        f"retrain.make_batch={str(make_batch).lower()}", "retrain.min_items=1",
+        "retrain.auto_approve=true", "retrain.approver=atr-demo"])))
 
 
 def _phase_line(cfg: DictConfig, url: str, phase: dict[str, Any], seed: int, prefix: str,
@@ -46,36 +52,20 @@ def _phase_line(cfg: DictConfig, url: str, phase: dict[str, Any], seed: int, pre
 
     d = cfg.demo
     spec = "{" + ",".join(f"{k}: {v}" for k, v in phase.items()) + "}"
-    line = compose("line", [*_base(cfg), f"line.url={url}", f"line.phases=[{spec}]",
-                            f"line.count={phase['count']}", f"line.seed={seed}",
-                            f"line.rate={d.rate}", f"line.image_size={d.image_size}",
-                            f"line.item_prefix={prefix}", f"line.feedback={str(feedback).lower()}",
-                            f"line.feedback_share={d.feedback_share}",
-                            f"line.audit_share={d.audit_share}",
-                            f"line.api_key={d.api_key}"])
+    line = compose("line", merge_overrides(_base(cfg), [
+        f"line.url={url}", f"line.phases=[{spec}]", f"line.count={phase['count']}",
+        f"line.seed={seed}", f"line.rate={d.rate}", f"line.image_size={d.image_size}",
+        f"line.item_prefix={prefix}", f"line.feedback={str(feedback).lower()}",
+        f"line.feedback_share={d.feedback_share}", f"line.audit_share={d.audit_share}",
+        f"line.api_key={d.api_key}"]))
     return simulate(line)
-
-
-def _approve(cfg: DictConfig, version: int) -> None:
-    from atr.registry.approve import approve
-
-    approve(compose("approve", [*_base(cfg), *_model(cfg)]), version, by="atr-demo",
-            mode="auto-simulation")
-
-
-def _gate(cfg: DictConfig) -> dict[str, Any]:
-    from atr.evaluation.gate import gate
-
-    result = gate(compose("gate", [*_base(cfg), *_model(cfg)]))
-    return {k: result[k] for k in ("verdict", "datasets", "challenger", "champion", "markdown")}
 
 
 def _monitor(cfg: DictConfig) -> dict[str, Any]:
     from atr.monitor.job import run as monitor
 
-    return monitor(compose("monitor", [*_base(cfg), *_model(cfg),
-                                       f"monitor.window_size={cfg.demo.monitor_window}",
-                                       "monitor.log_to_mlflow=false"]))
+    return monitor(compose("monitor", merge_overrides(runtime_overrides(cfg), [
+        f"monitor.window_size={cfg.demo.monitor_window}", "monitor.log_to_mlflow=false"])))
 
 
 def _wait_version(url: str, version: int, timeout_s: float) -> float:
@@ -118,42 +108,68 @@ def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list]
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
+    """The loop with the profile's pipeline overlay applied to params.yaml for the run and
+    the committed file restored afterwards (pass or fail)."""
+    from atr.pipeline_params import PARAMS, apply_overlay
+
+    params = Path(str(cfg.demo.repo)).resolve() / PARAMS
+    committed = params.read_text()
+    changed = apply_overlay(params.parents[1], list(cfg.demo.pipeline or []))
+    if changed:
+        _say(f"profile: {', '.join(str(x) for x in cfg.demo.pipeline)}")
+    try:
+        return _loop(cfg)
+    finally:
+        params.write_text(committed)
+
+
+def _loop(cfg: DictConfig) -> dict[str, Any]:
     from atr.data.synth import synthesize
+    from atr.demo_progress import Progress
     from atr.demo_report import phase_figures, write_report
 
     d = cfg.demo
-    repo = Path(str(d.repo)).resolve()
     t0 = time.time()
-    env = {"ATR_RUNTIME": str(cfg.paths.root)}
+    progress = Progress(_say)
     timeline: dict[str, list] = {"records": [], "monitor": [], "events": []}
     gold = Path(str(cfg.paths.data_dir)) / "gold"
-    if not (gold / "manifest.parquet").is_file():
-        _say("synthesising the frozen gold set")
-        synthesize(compose("synth", [*_base(cfg), "preset=gold", f"synth.count={d.gold_count}"]))
-    _say("v1: dvc repro (synthesize -> prepare -> train -> evaluate -> register)")
-    dvc_repro(repo, env)
-    gate1 = _gate(cfg)
-    _approve(cfg, gate1["challenger"])
+    if (gold / "manifest.parquet").is_file():
+        progress.skip("gold set", f"{gold} exists")
+    else:
+        with progress.stage("gold set"):
+            synthesize(compose("synth", merge_overrides(
+                _base(cfg), ["preset=gold", f"synth.count={d.gold_count}"])))
+    with progress.stage("v1: DVC pipeline (synthesize -> prepare -> train -> evaluate -> "
+                        "register) + gate"):
+        first = _retrain(cfg, make_batch=False)
+    gate1 = first["gate"]
     timeline["events"].append({"t": time.time() - t0, "event": f"v{gate1['challenger']} approved"})
     phases: dict[str, Any] = {}
     with ServiceProcess(cfg, api_key=str(d.api_key)) as service:
         _say(f"service up at {service.url}; scanner A: {d.scanner_a}")
-        phases["A"] = _phase_line(cfg, service.url, {"scanner": d.scanner_a, "count": d.items_a},
-                                  seed=int(d.seed), prefix="demo-a", feedback=False)
+        with progress.stage("scanner A on the line (v1)"):
+            phases["A"] = _phase_line(cfg, service.url,
+                                      {"scanner": d.scanner_a, "count": d.items_a},
+                                      seed=int(d.seed), prefix="demo-a", feedback=False)
         onset = time.time() - t0
         timeline["events"].append({"t": onset, "event": f"scanner switch -> {d.scanner_b}"})
         _say(f"scanner switch: {d.scanner_b}")
-        drift = _drift_phase(cfg, service.url, t0, timeline)
+        with progress.stage("scanner B on the line + monitor (drift, frontline labels)"):
+            drift = _drift_phase(cfg, service.url, t0, timeline)
         _say(f"{drift['labels_sent']} frontline labels sent; retraining")
-        retrained = dvc_repro_with_batch(cfg, repo, env)
-        gate2 = _gate(cfg)
+        with progress.stage("v2: frontline batch + DVC pipeline + gate"):
+            second = _retrain(cfg, make_batch=True)
+        retrained, gate2 = second.get("batch", {}), second["gate"]
         _say(f"gate v{gate2['challenger']} vs v{gate2['champion']}: {gate2['verdict']}")
-        _approve(cfg, gate2["challenger"])
-        swap_s = _wait_version(service.url, gate2["challenger"], float(d.swap_timeout_s))
+        with progress.stage("v2: hot swap"):
+            swap_s = _wait_version(service.url, gate2["challenger"], float(d.swap_timeout_s))
         timeline["events"].append({"t": time.time() - t0,
                                    "event": f"v{gate2['challenger']} approved + serving"})
-        phases["C"] = _phase_line(cfg, service.url, {"scanner": d.scanner_b, "count": d.items_c},
-                                  seed=int(d.seed) + 50_000, prefix="demo-c", feedback=False)
+        with progress.stage("scanner B on the line (v2)"):
+            phases["C"] = _phase_line(cfg, service.url,
+                                      {"scanner": d.scanner_b, "count": d.items_c},
+                                      seed=int(d.seed) + 50_000, prefix="demo-c",
+                                      feedback=False)
     figures = phase_figures(phases["A"], drift["chunks"], phases["C"],
                             float(d.target_leak_rate))
     summary = {
@@ -164,18 +180,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "frontline_labels": drift["labels_sent"], "frontline_batch": retrained,
         "swap_seconds": round(swap_s, 1), **figures,
     }
-    report = write_report(Path(str(d.report_dir)), summary, phases, drift, timeline,
-                          gate2["markdown"])
+    with progress.stage("report"):
+        report = write_report(Path(str(d.report_dir)), summary, phases, drift, timeline,
+                              gate2["markdown"])
     summary["report"] = str(report)
+    summary["stage_seconds"] = progress.seconds
+    summary["minutes"] = round((time.time() - t0) / 60, 2)
     (report.parent / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     _say(f"done in {summary['minutes']} min; report: {report}")
     return summary
-
-
-def dvc_repro_with_batch(cfg: DictConfig, repo: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Feedback -> data/frontline/<batch>, then the same DVC pipeline as v1."""
-    from atr.labels.job import batch
-
-    written = batch(compose("labels", [*_base(cfg), "labels.min_items=1"]))
-    dvc_repro(repo, env)
-    return {k: written.get(k) for k in ("batch", "items", "path") if k in written}

@@ -35,7 +35,7 @@ CHECKPOINT_DIR = "checkpoint"  # the training run's artifact folder holding mode
 
 def simulate(cfg: DictConfig) -> Path:
     """The simulated pretraining set, made in a child process (in-process simulation slows
-    torch training in the same process; see README "Decisions")."""
+    torch training in the same process; see docs/decisions.md)."""
     p = cfg.pretrain
     out = Path(str(p.dataset))
     if (out / "manifest.parquet").is_file() and not bool(p.resimulate):

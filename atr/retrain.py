@@ -1,12 +1,17 @@
-"""`atr retrain`: labelled frontline batches -> DVC pipeline -> @challenger -> gate.
+"""`atr retrain` and `atr pipeline`: the one retraining path (CLI, demo and monitor alike).
 
-The pipeline is the same one an engineer runs by hand (`cd pipelines && dvc repro`): the
-prepare stage merges the sources of `dataset.sources` (simulator recipes, imported archives)
-with the newest frontline batches (weighting and recency from pipelines/params.yaml), then
-train -> evaluate -> register move `@challenger`; the gate compares it with `@champion` on
-the gold set and the newest frontline batch. Approval stays a human act: `--auto-approve`
-(retrain.auto_approve) exists for simulations only and is recorded as
-`approval.mode=auto-simulation`.
+    atr pipeline                 # pin train.init_version, dvc add data, dvc repro
+    atr retrain                  # frontline feedback -> batch -> pipeline -> @challenger -> gate
+    atr retrain --auto-approve   # simulations only: approval.mode=auto-simulation
+
+The pipeline is the one an engineer runs (`make pipeline`): the prepare stage merges the
+sources of `dataset.sources` with the newest frontline batches, then train -> evaluate ->
+register move `@challenger`; the gate compares it with `@champion` on the gold set and the
+newest frontline batch. Before `dvc repro`, `train.init_from` (an alias such as
+`models:/atr-screening@champion`) is resolved to the version it names and written to
+pipelines/params.yaml `train.init_version`, the value the train stage depends on: DVC
+cannot see where an alias points, so without this a moved champion would re-run nothing.
+Approval stays a human act; `retrain.auto_approve` exists for simulations only.
 """
 
 from __future__ import annotations
@@ -18,32 +23,58 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from atr.config import compose
+from atr.config import compose, merge_overrides, only, runtime_overrides
 
 log = logging.getLogger(__name__)
 
+GATE_SUMMARY = ("verdict", "challenger", "champion", "datasets")
+
 
 def _bin(name: str) -> str:
+    # the environment's own tools (a venv's python is a symlink: no resolve())
     return str(Path(sys.executable).with_name(name))
 
 
-def _overrides(cfg: DictConfig) -> list[str]:
-    """The caller's runtime folders, passed on to every sub-job."""
-    return [f"paths.{k}={v}" for k, v in OmegaConf.to_container(cfg.paths, resolve=True).items()
-            if k in ("root", "data_dir", "artifacts_dir")] + [
-        f"registry.model_name={cfg.registry.model_name}"]
+def resolve_init(cfg: DictConfig, init_from: Any) -> str | None:
+    """`models:/NAME@ALIAS` -> `models:/NAME/N` (None when the alias is unset: a fresh
+    clone trains from scratch); a version, a checkpoint path or null pass through."""
+    from atr.registry.model_uri import parse_model_uri
+
+    if init_from is None or str(init_from).strip().lower() in ("", "null", "none"):
+        return None
+    ref = str(init_from).strip()
+    parsed = parse_model_uri(ref)
+    if parsed is None or parsed[1].isdigit():
+        return ref
+    from atr.package.fetch import resolve_version as resolve
+    from atr.registry.tracking import configure
+
+    version = resolve(configure(cfg), *parsed)
+    return None if version is None else f"models:/{version.name}/{version.version}"
+
+
+def pin_init_version(cfg: DictConfig, repo: Path) -> str | None:
+    """Write `train.init_version` (init_from resolved now) into the repo's params.yaml,
+    comments and layout kept; the file is left untouched when the value is unchanged."""
+    from atr.pipeline_params import read_params, update_params
+
+    train = read_params(repo)["train"]
+    version = resolve_init(cfg, train.get("init_from"))
+    update_params(repo, {"train.init_version": version})
+    log.info("train.init_from=%s -> train.init_version=%s", train.get("init_from"), version)
+    return version
 
 
 def dvc_repro(repo: Path, env: dict[str, str] | None = None) -> str:
-    """`dvc add data` (new batches become part of data.dvc) then `dvc repro`."""
+    """`dvc add data` (new batches become part of data.dvc) then `dvc repro`; stdout."""
     run_env = {**os.environ, **(env or {})}
     run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env.get('PATH', '')}"
-    steps = [[_bin("dvc"), "add", "-q", "data"], [_bin("dvc"), "repro"]]
+    steps = [([_bin("dvc"), "add", "-q", "data"], repo),
+             ([_bin("dvc"), "repro"], repo / "pipelines")]
     out = []
-    for cmd in steps:
-        cwd = repo / "pipelines" if cmd[-1] == "repro" else repo
+    for cmd, cwd in steps:
         done = subprocess.run(cmd, cwd=cwd, env=run_env, capture_output=True, text=True)
         out.append(done.stdout)
         if done.returncode != 0:
@@ -52,23 +83,47 @@ def dvc_repro(repo: Path, env: dict[str, str] | None = None) -> str:
     return "\n".join(out)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def pipeline(cfg: DictConfig) -> dict[str, Any]:
+    """Job for `atr pipeline` (make pipeline): pin init_version, then dvc add + dvc repro
+    in `retrain.repo`, its stages running with this runtime and the repo's own conf/."""
+    repo = Path(str(cfg.retrain.repo)).resolve()
+    version = pin_init_version(cfg, repo)
+    env = {"ATR_RUNTIME": str(cfg.paths.root)}
+    if (repo / "conf" / "taxonomy").is_dir():
+        env["ATR_CONF_DIR"] = str(repo / "conf")
+    out = dvc_repro(repo, env)
+    stages = [line.split("'")[1] for line in out.splitlines()
+              if line.startswith("Running stage '")]
+    return {"repo": str(repo), "init_version": version, "stages": stages}
+
+
+def retrain(cfg: DictConfig) -> dict[str, Any]:
+    """The retraining path: [feedback -> frontline batch] -> pipeline -> gate ->
+    [simulated approval]. Returns batch, pipeline, the full gate result, approved."""
     from atr.evaluation.gate import gate
     from atr.labels.job import batch
-    from atr.registry.approve import approve
 
     r = cfg.retrain
-    repo = Path(str(r.repo)).resolve()
-    base = _overrides(cfg)
+    base = runtime_overrides(cfg)
     summary: dict[str, Any] = {}
     if r.make_batch:
-        summary["batch"] = batch(compose("labels", [*base[:-1], f"labels.min_items={r.min_items}"]))
-    env = {"ATR_RUNTIME": str(cfg.paths.root)}
-    summary["pipeline"] = dvc_repro(repo, env).count("Running stage")
-    verdict = gate(compose("gate", base))
-    summary["gate"] = {k: verdict[k] for k in ("verdict", "challenger", "champion") if k in verdict}
+        written = batch(compose("labels", merge_overrides(
+            only(base, "paths."), [f"labels.min_items={r.min_items}"])))
+        summary["batch"] = {k: written.get(k) for k in ("batch", "items", "path") if k in written}
+    summary["pipeline"] = pipeline(cfg)
+    summary["gate"] = gate(compose("gate", base))
     if r.auto_approve:
-        version = str(verdict["challenger"])
+        from atr.registry.approve import approve
+
+        version = summary["gate"]["challenger"]
         approve(compose("approve", base), version, by=str(r.approver), mode="auto-simulation")
         summary["approved"] = version
+    return summary
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Job for `atr retrain`: retrain(), the gate cut to its verdicts (its report is on the
+    challenger version and in gate.report)."""
+    summary = retrain(cfg)
+    summary["gate"] = {k: summary["gate"][k] for k in GATE_SUMMARY if k in summary["gate"]}
     return summary

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from atr.data.datamodule import ScreeningDataModule
-from atr.models.callbacks import TrainThroughput
+from atr.models.callbacks import TrainThroughput, instantiate_callbacks, one_of
 from atr.models.onnx_export import export_onnx
 from atr.models.screening_module import ScreeningModule
-from atr.models.test_time_views import check_views
 from atr.models.warm_start import CHECKPOINT_ARTIFACT, warm_start
 from atr.package.preprocess import PreprocessSpec
 from atr.policy.taxonomy import Taxonomy
@@ -35,42 +35,17 @@ log = logging.getLogger(__name__)
 def build_datamodule(
     cfg: DictConfig, taxonomy: Taxonomy, spec: PreprocessSpec
 ) -> ScreeningDataModule:
-    d = cfg.data
-    return ScreeningDataModule(
-        dataset_dir=d.dir,
-        taxonomy=taxonomy,
-        spec=spec,
-        augment=OmegaConf.to_container(cfg.augment, resolve=True),
-        batch_size=int(d.batch_size),
-        num_workers=int(d.num_workers),
-        persistent_workers=bool(d.persistent_workers),
-        pin_memory=bool(d.pin_memory),
-        imbalance=str(d.imbalance),
-        pos_weight_cap=float(d.pos_weight_cap),
-        paper_pos_weight=None if d.paper_pos_weight is None else float(d.paper_pos_weight),
-        seed=int(cfg.seed),
-        cache_mb=float(d.cache_mb),
-    )
+    """conf/data's node instantiated, with the run's taxonomy, preprocessing, augmentation."""
+    # Partial, then called: objects given to instantiate itself become DictConfigs.
+    make = instantiate(cfg.data, _partial_=True)
+    return make(taxonomy=taxonomy, spec=spec, seed=int(cfg.seed),
+                augment=OmegaConf.to_container(cfg.augment, resolve=True))
 
 
 def build_model(cfg: DictConfig, taxonomy: Taxonomy, pos_weight: list[float]) -> ScreeningModule:
-    m = cfg.model
-    return ScreeningModule(
-        outputs=taxonomy.model_outputs,
-        backbone=str(m.backbone),
-        pretrained=bool(m.pretrained),
-        input_size=int(m.preprocess.input_size),
-        dropout=float(m.dropout),
-        lr=float(m.lr),
-        weight_decay=float(m.weight_decay),
-        warmup_fraction=float(m.warmup_fraction),
-        pos_weight=pos_weight,
-        hard_negative_weight=float(m.hard_negative_weight),
-        hard_negative_fraction=float(m.hard_negative_fraction),
-        channels_last=bool(m.channels_last),
-        tile_grid=int(m.tiles.grid),
-        tile_size=None if m.tiles.size is None else int(m.tiles.size),
-    )
+    """conf/model's node instantiated (atr/models/build.py) for the run's outputs."""
+    make = instantiate(cfg.model, _partial_=True, _convert_="all")
+    return make(outputs=taxonomy.model_outputs, pos_weight=pos_weight)
 
 
 def flat_params(cfg: DictConfig) -> dict[str, Any]:
@@ -106,17 +81,13 @@ def resolve_resume(resume_from: str | None, ckpt_dir: Path) -> str | None:
 
 
 def make_logger(cfg: DictConfig, tags: dict[str, str]) -> MLFlowLogger:
+    """conf/logger's node instantiated, after the store and its experiment exist."""
     from atr.registry.tracking import configure, ensure_experiment
 
     configure(cfg)  # the runtime folder's SQLite store, artifacts under paths.mlflow_artifacts
     if rank_zero_only.rank == 0:  # under DDP only rank 0 talks to MLflow (SQLite, one writer)
-        ensure_experiment(cfg, str(cfg.mlflow.experiment))
-    return MLFlowLogger(
-        experiment_name=str(cfg.mlflow.experiment),
-        tracking_uri=str(cfg.paths.tracking_uri),
-        tags=tags,
-        log_model=False,  # the package is logged and registered by evaluation
-    )
+        ensure_experiment(cfg, str(cfg.logger.experiment_name))
+    return instantiate(cfg.logger, tags=tags)
 
 
 def data_tags(dataset_dir: Path) -> dict[str, str]:
@@ -133,7 +104,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True)
     taxonomy = Taxonomy.from_dict(OmegaConf.to_container(cfg.taxonomy, resolve=True))
     spec = PreprocessSpec(**OmegaConf.to_container(cfg.model.preprocess, resolve=True))
-    check_views(cfg.model.test_time_views)  # before training, not after it at export
     datamodule = build_datamodule(cfg, taxonomy, spec)
     dataset = datamodule.load()  # fails early, naming the folder, if the data is not there
     model = build_model(cfg, taxonomy, datamodule.pos_weight())
@@ -156,22 +126,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # Under DDP only rank 0 has an MLflow run (run_id None elsewhere); ModelCheckpoint
     # broadcasts rank 0's folder to every rank at setup, so the others' placeholder is unused.
     run_dir = Path(cfg.train.ckpt_dir) / (logger.run_id or f"rank-{rank_zero_only.rank}")
-    checkpoint = ModelCheckpoint(
-        # A resumed run keeps its checkpoint folder, so best-so-far tracking carries on.
-        dirpath=Path(ckpt_path).parent if ckpt_path else run_dir,
-        filename="best-{epoch:02d}",
-        # null: keep the last epoch (a small archive's val split is too small to pick one)
-        monitor=None if cfg.train.monitor is None else str(cfg.train.monitor),
-        mode=str(cfg.train.monitor_mode),
-        save_top_k=1,
-        save_last=True,
-        auto_insert_metric_name=False,
-    )
-    throughput = TrainThroughput()
+    # A resumed run keeps its checkpoint folder, so best-so-far tracking carries on.
+    callbacks = instantiate_callbacks(cfg.callbacks, Path(ckpt_path).parent if ckpt_path
+                                      else run_dir)
+    checkpoint, throughput = one_of(callbacks, ModelCheckpoint), one_of(callbacks, TrainThroughput)
     trainer = L.Trainer(
         **trainer_kwargs,
         logger=logger,
-        callbacks=[checkpoint, throughput, LearningRateMonitor(logging_interval="epoch")],
+        callbacks=callbacks,
         default_root_dir=str(cfg.train.ckpt_dir),
     )
     started = time.perf_counter()

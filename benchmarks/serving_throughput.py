@@ -237,7 +237,8 @@ def main() -> None:
         shutil.copytree(reused.parent / "eval", package.parent / "eval", dirs_exist_ok=True)
         # run.json names a run in the pipeline's MLflow store, not in this benchmark's own:
         # drop it (registration then opens its own run) and restate the private copy's sums.
-        from atr.registry.package_files import MANIFEST_FILE, package_checksums
+        from atr.package.checksums import package_checksums
+        from atr.package.layout import MANIFEST_FILE
 
         (package / "run.json").unlink(missing_ok=True)
         manifest = json.loads((package / MANIFEST_FILE).read_text())

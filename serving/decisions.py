@@ -18,19 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from atr.policy.decision import REASON_INVALID, Decision
+# The fail-safe reason codes (each sends the item to INSPECT) are atr.package.reasons',
+# shared with the pyfunc; the ones this module does not use itself are re-exported for
+# the request side (scan_service, api_scans).
+from atr.package.reasons import FAILSAFE_REASONS as FAILSAFE_REASONS
+from atr.package.reasons import IMAGE_TOO_LARGE as IMAGE_TOO_LARGE
+from atr.package.reasons import IMAGE_UNREADABLE as IMAGE_UNREADABLE
+from atr.package.reasons import MODEL_ERROR, NO_MODEL
+from atr.package.reasons import TIMEOUT as TIMEOUT
+from atr.policy.decision import Decision
 from serving.model_source import LoadedModel
 
 log = logging.getLogger("serving.decisions")
-
-# Fail-safe reason codes (each sends the item to INSPECT).
-IMAGE_UNREADABLE = "image_unreadable"
-IMAGE_TOO_LARGE = "image_too_large"
-MODEL_ERROR = "model_error"
-TIMEOUT = "timeout"
-NO_MODEL = "no_model"
-FAILSAFE_REASONS = frozenset(
-    {IMAGE_UNREADABLE, IMAGE_TOO_LARGE, MODEL_ERROR, TIMEOUT, NO_MODEL, REASON_INVALID})
 
 
 @dataclass(eq=False)

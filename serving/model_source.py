@@ -1,35 +1,30 @@
 """Fetch a registered version for serving: resolve the alias, download its package, check
 every file against the version's `sha256.*` tags, load the ONNX network, warm it up.
 
-Only ONNX and JSON are loaded (never the pyfunc's pickle): the package folder is
-downloaded on its own, from the version's artifacts. No training code is imported.
+Resolution, download, verification and loading are atr.package's (fetch, onnx_scorer),
+shared with the pyfunc, the gate and `atr approve`; what is serving's own here is the
+candidate's life: one error type for any refusal, the immutable LoadedModel, the warm-up.
+Only ONNX and JSON are loaded (never the pyfunc's pickle). No training code is imported.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import mlflow.artifacts
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from atr.package.checksums import sha256_file
-from atr.package.onnx_scorer import OnnxScorer, PackageError
+from atr.package.fetch import fetch_verified, resolve_version
+from atr.package.layout import PackageError
+from atr.package.onnx_scorer import OnnxScorer, load_scorer
 from atr.policy.decision import Policy
 from serving.settings import Settings
 
 log = logging.getLogger("serving.model")
-
-# Where `atr register` logs the package inside the pyfunc model (its `artifacts` map).
-PACKAGE_ARTIFACT = "artifacts/package"
-SHA_TAG_PREFIX = "sha256."
 
 
 class CandidateError(RuntimeError):
@@ -77,66 +72,27 @@ class ModelSource:
 
     def resolve(self, alias: str) -> str | None:
         """The version number the alias points at; None when unset or no such model."""
-        try:
-            return str(self.client.get_model_version_by_alias(self.settings.model_name,
-                                                              alias).version)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
+        version = resolve_version(self.client, self.settings.model_name, alias)
+        return None if version is None else str(version.version)
 
     def load(self, version: str, alias: str) -> LoadedModel:
         """Download + verify + load + warm up; raises CandidateError with the cause."""
         name = self.settings.model_name
         try:
             mv = self.client.get_model_version(name, version)
-            package = self._download(version)
-            sums = verify_package(package, mv.tags)
-            scorer = OnnxScorer(package, intra_op_threads=self.settings.intra_op_threads)
+            # A fresh copy per load (older ones of the version are cleared): a rollback to
+            # a version loaded before never reads a stale or half-written copy.
+            fetched = fetch_verified(self.client, mv, self.settings.download_dir)
+            scorer = load_scorer(fetched.path, intra_op_threads=self.settings.intra_op_threads)
         except (MlflowException, OSError, PackageError, ValueError) as exc:
             raise CandidateError(f"{name} v{version}: {exc}") from exc
-        if scorer.policy is None:
-            raise CandidateError(f"{name} v{version}: package has no policy.json, cannot decide")
         max_pixels = self.settings.max_pixels or scorer.preprocess.max_pixels
+        # scorer.policy is set: load_scorer refuses a package without policy.json.
         model = LoadedModel(name=name, version=version, alias=alias, scorer=scorer,
-                            policy=scorer.policy, sha256=sums, max_pixels=int(max_pixels))
+                            policy=scorer.policy, sha256=fetched.sha256,
+                            max_pixels=int(max_pixels))
         warm_up(model)
         return model
-
-    def _download(self, version: str) -> Path:
-        # A fresh folder per load: a rollback to a version loaded before never reads a
-        # stale or half-written copy; older copies of the same version are cleared.
-        root = Path(self.settings.download_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        prefix = f"{self.settings.model_name}-v{version}-"
-        for old in root.glob(prefix + "*"):
-            shutil.rmtree(old, ignore_errors=True)
-        dest = root / (prefix + uuid.uuid4().hex[:8])
-        uri = self.client.get_model_version_download_uri(self.settings.model_name, version)
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{uri.rstrip('/')}/{PACKAGE_ARTIFACT}", dst_path=str(dest),
-            tracking_uri=self.settings.tracking_uri)
-        return Path(local)
-
-
-def verify_package(package: Path, tags: dict[str, str]) -> dict[str, str]:
-    """Check every file named by a `sha256.<file>` tag; returns {file: sha256}.
-
-    A version with no checksum tags is refused: the line only runs files whose integrity
-    the registry vouches for.
-    """
-    expected = {k[len(SHA_TAG_PREFIX):]: v for k, v in tags.items()
-                if k.startswith(SHA_TAG_PREFIX)}
-    if not expected:
-        raise CandidateError(f"{package}: the version has no sha256.* tags to verify against")
-    bad = []
-    for rel, digest in sorted(expected.items()):
-        path = package / rel
-        if not path.is_file() or sha256_file(path) != digest:
-            bad.append(rel)
-    if bad:
-        raise CandidateError(f"{package}: checksum mismatch or missing file(s) {bad}")
-    return expected
 
 
 def warm_up(model: LoadedModel) -> None:
@@ -146,5 +102,3 @@ def warm_up(model: LoadedModel) -> None:
     if scores.shape != (1, len(model.scorer.outputs)) or not np.all(np.isfinite(scores)):
         raise CandidateError(f"{model.name} v{model.version}: warm-up gave scores {scores}")
     log.debug("warm-up of v%s: embedding %s", model.version, emb.shape)
-
-

@@ -26,6 +26,7 @@ from PIL import Image
 
 from atr.package.image_stats import image_stats
 from atr.package.preprocess import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from atr.package.reasons import STORE_ERROR
 from atr.store.image_store import ImageStore
 from serving.batcher import MicroBatcher
 from serving.decisions import (
@@ -47,9 +48,6 @@ log = logging.getLogger("serving.scans")
 BIG_IMAGE_PIXELS = 4_000_000
 # Concurrent image syncs per batch (I/O waits: they do not compete for the cores).
 IO_THREADS = 8
-
-# Not a decision the store holds: the reply says INSPECT, with HTTP 503 (not acknowledged).
-STORE_ERROR = "store_error"
 
 
 class StoreUnavailable(RuntimeError):

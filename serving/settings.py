@@ -1,5 +1,10 @@
 """The service's settings: a plain dataclass, built from the `serve` config or directly
-(tests build apps without Hydra)."""
+(tests build apps without Hydra).
+
+Settings holds the defaults: it is the structured config of the `serve` group
+(atr/config_schema.py registers it; conf/serve/default.yaml only wires the keys without a
+default to paths/registry and may override the rest), so they are written once, here.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +12,48 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 API_KEYS_ENV = "ATR_API_KEYS"
 
 
 @dataclass(frozen=True)
 class Settings:
-    prediction_db: str
-    image_store: str
+    # No defaults: where the runtime lives (conf/paths) and which model (conf/registry).
+    prediction_db: str  # SQLite by default; replicas share one PostgreSQL store instead
+    image_store: str  # content-addressed frontline images (a shared folder for replicas)
     tracking_uri: str
-    registry_uri: str | None = None
-    model_name: str = "atr-screening"
-    alias: str = "champion"
-    shadow: bool = False
+    model_name: str  # the registered model served (registry.model_name)
+    download_dir: str  # downloaded, verified packages
+    registry_uri: str | None = None  # None: the tracking store
+    alias: str = "champion"  # the alias served; a reviewer moves it to approve / roll back
+    shadow: bool = False  # also score with `shadow_alias`, stored in predictions.shadow only
     shadow_alias: str = "challenger"
-    download_dir: str = "runtime/serve/models"
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 behind a load balancer
     port: int = 8080
-    poll_seconds: float = 5.0
-    max_batch: int = 16
+    poll_seconds: float = 5.0  # how often the alias is re-resolved (swap within ~this delay)
+    max_batch: int = 16  # micro-batch: at most this many images per ONNX run ...
+    # ... growing at most this long while items keep arriving (an idle queue dispatches at once)
     max_wait_ms: float = 5.0
-    timeout_ms: float = 2000.0
-    max_upload_bytes: int = 20_000_000
-    max_pixels: int | None = None
-    embedding_dims: int = 256
+    timeout_ms: float = 2000.0  # per request; past it the item gets INSPECT / timeout
+    max_upload_bytes: int = 20_000_000  # bigger uploads: INSPECT / image_too_large (not decoded)
+    max_pixels: int | None = None  # None: the package's preprocess.json max_pixels
+    embedding_dims: int = 256  # stored embedding: the whole vector if D <= this, else its head
+    # ONNX Runtime threads per scoring run (one scoring thread); 2 measured best with the
+    # 4-view model (serving/README.md)
     intra_op_threads: int | None = 2
+    # Decode each upload in a decode thread as it arrives, overlapping the ONNX run of the
+    # batch before (measured +7 %: serving/README.md)
     decode_ahead: bool = True
+    # Keys for POST /v1/feedback (header X-API-Key); ATR_API_KEYS=a,b adds more
     api_keys: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
+        # A composed config gives a list: kept as a tuple, so that settings built either
+        # way compare equal.
+        object.__setattr__(self, "api_keys", tuple(str(k) for k in self.api_keys or ()))
         if self.max_batch < 1:
             raise ValueError(f"serve.max_batch must be >= 1, got {self.max_batch}")
         if self.timeout_ms <= 0 or self.max_wait_ms < 0 or self.poll_seconds <= 0:
@@ -56,13 +74,23 @@ class Settings:
 
 
 def settings_from_cfg(cfg: Any) -> Settings:
-    """Settings from a composed `atr serve` config (the `serve` group); unknown keys refused."""
-    from omegaconf import OmegaConf
+    """Settings from a composed `atr serve` config (the `serve` group); a misspelt key, a
+    wrong type or a missing one is refused, named (serve.<key>).
 
-    raw: dict[str, Any] = OmegaConf.to_container(cfg.serve, resolve=True)  # type: ignore[assignment]
-    known = {f.name for f in fields(Settings)}
-    unknown = sorted(set(raw) - known)
+    The group's schema (conf/serve/schema, registered by atr/config_schema.py) already types
+    and checks the node at composition, so this only builds the instance; no atr config
+    helper is imported, since serving depends on atr.package, atr.store and atr.policy only.
+    """
+    node = cfg.serve
+    if OmegaConf.get_type(node) is not Settings:
+        raise ValueError("serve: not composed with the serve schema (defaults: - schema)")
+    # `+serve.x=...` gets past composition; the frozen dataclass would refuse it unnamed
+    unknown = sorted(set(map(str, node)) - {f.name for f in fields(Settings)})
     if unknown:
-        raise ValueError(f"serve: unknown setting(s) {unknown}; known: {sorted(known)}")
-    raw["api_keys"] = tuple(str(k) for k in raw.get("api_keys") or ())
-    return Settings(**raw)
+        raise ValueError(f"serve.{unknown[0]}: not a serve setting (serving/settings.py)")
+    try:
+        return OmegaConf.to_object(node)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = f"serve.{exc.full_key}" if getattr(exc, "full_key", None) else "serve"
+        raise ValueError(f"{key}: {str(getattr(exc, 'msg', None) or exc).splitlines()[0]}") \
+            from None

@@ -57,8 +57,31 @@ def archive_params(repo: Path, source: str, import_path: str, train: dict[str, A
     return params
 
 
+# Blocks of a params dict whose one default lives in conf/, not in pipelines/params.yaml:
+# a working copy gets them written into its own conf files (the stages' deps).
+CONF_BLOCKS = {"prepare": (Path("conf") / "prepare.yaml", "prepare"),
+               "registry": (Path("conf") / "registry" / "default.yaml", None)}
+
+
+def write_conf_blocks(checkout: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Pop the CONF_BLOCKS out of `params` into `checkout`'s conf files (merged over the
+    values there); returns what is left for pipelines/params.yaml."""
+    params = dict(params)
+    for block, (rel, key) in CONF_BLOCKS.items():
+        if block not in params:
+            continue
+        path = checkout / rel
+        conf = yaml.safe_load(path.read_text()) or {}
+        target = conf.setdefault(key, {}) if key else conf
+        target.update(params.pop(block))
+        path.write_text("# written for a working copy (atr/archive/checkout.py)\n"
+                        + yaml.safe_dump(conf, sort_keys=False))
+    return params
+
+
 def write_params(checkout: Path, params: dict[str, Any]) -> Path:
     path = checkout / PARAMS
+    params = write_conf_blocks(checkout, params)
     path.write_text("# written by `atr archive-demo`: the imported archive is the only source\n"
                     + yaml.safe_dump(params, sort_keys=False))
     return path

@@ -1,7 +1,9 @@
 """The archive demo's steps, each the documented ATR job with the demo's runtime paths.
 
 `base` (a list of Hydra overrides) points every job at the demo's runtime root and the
-working copy's data/ and artifacts/, and names the archive's registered model.
+working copy's data/ and artifacts/, and names the archive's registered model. Each step's
+own overrides are merged onto it by key (atr.config.merge_overrides): one of them may
+replace a `base` key, never duplicate it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from atr.config import compose
+from atr.config import compose, merge_overrides, only
 
 
 def _paths(base: list[str]) -> list[str]:
     """The runtime paths alone, for jobs without a registry (import, line)."""
-    return [o for o in base if o.startswith("paths.")]
+    return only(base, "paths.")
 
 
 def import_archive(base: list[str], overrides: list[str], source: Path, out: Path,
@@ -26,19 +28,18 @@ def import_archive(base: list[str], overrides: list[str], source: Path, out: Pat
     """`atr data import <overrides> importer.source=... importer.out=...`."""
     from atr.data.importers import import_dataset
 
-    return import_dataset(compose("import", [
-        *_paths(base), *overrides, f"importer.source={source}", f"importer.out={out}",
-        f"importer.name={name}", f"importer.scanner_id={scanner_id}",
-        "importer.progress=false"]))
+    return import_dataset(compose("import", merge_overrides(_paths(base), overrides, [
+        f"importer.source={source}", f"importer.out={out}", f"importer.name={name}",
+        f"importer.scanner_id={scanner_id}", "importer.progress=false"])))
 
 
-def pipeline(checkout: Path, root: Path) -> str:
-    """`make pipeline` in the working copy: `dvc add data` then `dvc repro`, the stages
-    running `atr` with the demo's runtime (ATR_RUNTIME) and the copy's conf/."""
-    from atr.retrain import dvc_repro
+def pipeline(checkout: Path, root: Path) -> dict[str, Any]:
+    """`make pipeline` (`atr pipeline`) in the working copy: train.init_version pinned,
+    `dvc add data`, `dvc repro`, the stages running `atr` with the demo's runtime
+    (ATR_RUNTIME) and the copy's conf/."""
+    from atr.retrain import pipeline as run_pipeline
 
-    return dvc_repro(checkout, {"ATR_RUNTIME": str(root),
-                                "ATR_CONF_DIR": str(checkout / "conf")})
+    return run_pipeline(compose("retrain", [f"paths.root={root}", f"retrain.repo={checkout}"]))
 
 
 def gate(base: list[str], archive: Path, split: str) -> dict[str, Any]:
@@ -46,8 +47,8 @@ def gate(base: list[str], archive: Path, split: str) -> dict[str, Any]:
     is another scanner and representation; the archive's test split was never trained on)."""
     from atr.evaluation.gate import gate as run_gate
 
-    result = run_gate(compose("gate", [*base, f"gate.gold_dataset={archive}",
-                                       f"gate.split={split}"]))
+    result = run_gate(compose("gate", merge_overrides(
+        base, [f"gate.gold_dataset={archive}", f"gate.split={split}"])))
     return {k: result[k] for k in ("verdict", "challenger", "champion")}
 
 
@@ -78,11 +79,11 @@ def replay(base: list[str], url: str, a: DictConfig, dataset: Path, scanner_id: 
     phase = (f"{{dataset: '{dataset}', split: {split}, count: {count}, offset: {offset}, "
              f"scanner_id: {scanner_id}}}")
     use_feedback = bool(a.feedback) if feedback is None else feedback
-    return simulate(compose("line", [
-        *_paths(base), f"line.url={url}", f"line.phases=[{phase}]", f"line.seed={seed}",
+    return simulate(compose("line", merge_overrides(_paths(base), [
+        f"line.url={url}", f"line.phases=[{phase}]", f"line.seed={seed}",
         f"line.rate={a.replay.rate}", f"line.item_prefix={prefix}",
         f"line.feedback={str(use_feedback).lower()}", f"line.api_key={a.api_key}",
-        "line.ready_timeout_s=60"]))
+        "line.ready_timeout_s=60"])))
 
 
 def drift_thresholds(base: list[str], package: Path, archive: Path, a: DictConfig,
@@ -114,11 +115,10 @@ class MonitorRuns:
     def run(self, scanners: list[str] | None = None) -> dict[str, Any]:
         from atr.monitor.job import run as monitor
 
-        only = [f"monitor.scanners=[{','.join(scanners)}]"] if scanners else []
-        result = monitor(compose("monitor", [
-            *self.base, f"monitor.window_size={self.window}",
-            f"monitor.window_step={self.step}", "monitor.log_to_mlflow=false",
-            *self.overrides, *only]))
+        scanners_only = [f"monitor.scanners=[{','.join(scanners)}]"] if scanners else []
+        result = monitor(compose("monitor", merge_overrides(self.base, [
+            f"monitor.window_size={self.window}", f"monitor.window_step={self.step}",
+            "monitor.log_to_mlflow=false"], self.overrides, scanners_only)))
         self.passes.append(result)
         return result
 

@@ -97,26 +97,31 @@ def pos_weight_from(targets: np.ndarray, cap: float) -> np.ndarray:
 
 
 class ScreeningDataModule(L.LightningDataModule):
+    """Instantiated from the `data` node (conf/data/default.yaml `_target_`, which holds the
+    defaults: none here, so that there is one copy); the taxonomy, the preprocessing, the
+    augmentation node and the seed are the run's, passed by atr/train.py."""
+
     def __init__(
         self,
-        dataset_dir: str | Path,
+        *,
+        dir: str | Path,  # named as its config key (data.dir), builtin shadowed here only
         taxonomy: Taxonomy,
         spec: PreprocessSpec,
-        augment: Mapping[str, Any] | None = None,
-        batch_size: int = 64,
-        num_workers: int = 2,
-        persistent_workers: bool = True,
-        pin_memory: bool = False,
-        imbalance: str = "pos_weight",
-        pos_weight_cap: float = 50.0,
-        paper_pos_weight: float | None = 1.0,
-        seed: int = 0,
-        cache_mb: float = 0.0,
+        augment: Mapping[str, Any] | None,
+        seed: int,
+        batch_size: int,
+        num_workers: int,
+        persistent_workers: bool,
+        pin_memory: bool,
+        imbalance: str,
+        pos_weight_cap: float,
+        paper_pos_weight: float | None,
+        cache_mb: float,
     ) -> None:
         super().__init__()
         if imbalance not in ("pos_weight", "none"):
             raise ValueError(f"data.imbalance={imbalance!r}: expected 'pos_weight' or 'none'")
-        self.dataset_dir = Path(dataset_dir)
+        self.dataset_dir = Path(dir)
         self.taxonomy = taxonomy
         self.spec = spec
         self.augment_cfg = dict(augment or {})

@@ -23,12 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from atr.evaluation import plots
 from atr.evaluation.report import report_from_frame
 from atr.evaluation.scoring import add_decisions, load_dataset, score_dataset, score_matrix
-from atr.package.manifest import PACKAGE_FILE, atomic_write_text, write_package_manifest
-from atr.package.onnx_scorer import POLICY_FILE, OnnxScorer
+from atr.package.layout import MANIFEST_FILE, POLICY_FILE, REFERENCE_FILE
+from atr.package.manifest import atomic_write_text, write_package_manifest
+from atr.package.onnx_scorer import load_scorer
 
 log = logging.getLogger(__name__)
 
-REFERENCE_FILE = "reference.parquet"
 METRICS_FILE = "metrics.json"
 SAMPLES_PER_CELL = 2
 MAX_SAMPLES = 12
@@ -44,12 +44,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     batch_size = int(ev.batch_size)
     # A policy, drift reference or digest list left from an earlier run must not
     # survive a failed calibration of this one: a stale policy.json would be trusted.
-    for stale in (POLICY_FILE, REFERENCE_FILE, PACKAGE_FILE):
+    for stale in (POLICY_FILE, REFERENCE_FILE, MANIFEST_FILE):
         if (package / stale).exists():
             log.info("removing %s before recalibrating", package / stale)
             (package / stale).unlink()
 
-    scorer = OnnxScorer(package)
+    scorer = load_scorer(package, require_policy=False)  # writing the policy is our job
     outputs, threats = scorer.outputs, scorer.outputs[1:]
     dataset = load_dataset(dataset_dir)
     policy_cfg = PolicyConfig.from_dict(OmegaConf.to_container(cfg.policy, resolve=True))

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from atr.evaluation import gate_rules as rules
+from atr.package.fetch import fetch_verified, resolve_version
+from atr.package.layout import POLICY_FILE
 from atr.policy.decision import Policy
 from atr.policy.triage import WARNING_PREFIX as TRIAGE_PREFIX
 from atr.registry.tracking import cfg_value, configure, model_name
-from atr.registry.versions import resolve, verified_package
 
 KEY_FIGURES = ("n", "auto_clear_rate", "leak_count", "leak_rate", "leak_rate_upper",
                "threat_cleared_count", "analyst_load", "inspect_rate")
@@ -34,17 +35,17 @@ def gate(cfg: Any) -> dict[str, Any]:
     """Compare challenger with champion; returns verdicts, tags written and the markdown."""
     client = configure(cfg)
     name = model_name(cfg)
-    challenger = resolve(client, name, cfg_value(cfg, "gate.challenger", "challenger"))
+    challenger = resolve_version(client, name, cfg_value(cfg, "gate.challenger", "challenger"))
     if challenger is None:
         raise ValueError(f"model {name}: no version for {cfg_value(cfg, 'gate.challenger')!r}; "
                          "register one first (atr register)")
-    champion = resolve(client, name, cfg_value(cfg, "gate.champion", "champion"))
+    champion = resolve_version(client, name, cfg_value(cfg, "gate.champion", "champion"))
     if champion is not None and str(champion.version) == str(challenger.version):
         champion = None  # a version cannot be gated against itself
     workdir = Path(str(cfg_value(cfg, "gate.download_dir", "runtime/gate")))
-    packages = {"challenger": verified_package(challenger, workdir)}
+    packages = {"challenger": fetch_verified(client, challenger, workdir).path}
     if champion is not None:
-        packages["champion"] = verified_package(champion, workdir)
+        packages["champion"] = fetch_verified(client, champion, workdir).path
 
     leak_target = _leak_target(cfg, packages["challenger"])
     margin = float(cfg_value(cfg, "gate.auto_clear_margin", 0.01))
@@ -64,7 +65,7 @@ def gate(cfg: Any) -> dict[str, Any]:
                                 "has no manifest.parquet and no frontline batch is labelled")
 
     overall = rules.overall_verdict(verdicts)
-    policies = {role: Policy.load(pkg / "policy.json") for role, pkg in packages.items()}
+    policies = {role: Policy.load(pkg / POLICY_FILE) for role, pkg in packages.items()}
     policy_warnings = _policy_warnings(policies["challenger"])
     tags.update({
         "gate.policy_warnings": str(len(policy_warnings)),
@@ -128,11 +129,9 @@ def evaluate(package: Path, dataset: Path, split: str) -> dict[str, Any]:
         return evaluate_package(package, dataset, split)
     from atr.evaluation.report import report_from_frame
     from atr.evaluation.scoring import load_dataset, score_dataset
-    from atr.package.onnx_scorer import OnnxScorer
+    from atr.package.onnx_scorer import load_scorer
 
-    scorer = OnnxScorer(package)
-    if scorer.policy is None:
-        raise ValueError(f"model package {package} has no policy.json")
+    scorer = load_scorer(package)
     frame = score_dataset(scorer, load_dataset(dataset), None)
     return {"package": str(package), "dataset": str(dataset), "split": split,
             **report_from_frame(frame, scorer.policy, scorer.outputs)}
@@ -144,7 +143,7 @@ def _leak_target(cfg: Any, package: Path) -> float:
         return float(configured)
     import json
 
-    policy = json.loads((package / "policy.json").read_text())
+    policy = json.loads((package / POLICY_FILE).read_text())
     return float((policy.get("targets") or {}).get("leak_rate_target", DEFAULT_LEAK_TARGET))
 
 

@@ -47,16 +47,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def registered_package(cfg: DictConfig, uri: str) -> Path:
     """Download the package of models:/NAME@ALIAS or models:/NAME/VERSION, checksums verified."""
+    from atr.package.fetch import fetch_package
     from atr.registry.model_uri import FORMS, parse_model_uri
     from atr.registry.tracking import configure
-    from atr.registry.versions import resolve, verified_package
 
     registered = parse_model_uri(uri)
     if registered is None:
         raise ValueError(f"evaluate.model={uri!r}: expected {FORMS}")
-    client = configure(cfg)
-    version = resolve(client, *registered)
-    if version is None:
-        raise LookupError(f"evaluate.model={uri}: no such registered version "
-                          f"(tracking store {cfg.paths.tracking_uri})")
-    return verified_package(version, Path(cfg.evaluate.download_dir))
+    try:
+        fetched = fetch_package(configure(cfg), *registered, Path(cfg.evaluate.download_dir))
+    except LookupError as exc:
+        raise LookupError(f"evaluate.model={uri}: {exc}") from exc
+    return fetched.path

@@ -15,7 +15,7 @@ import pandas as pd
 
 from atr.evaluation.metrics import ranking_metrics
 from atr.evaluation.scoring import load_dataset, score_dataset, score_matrix
-from atr.package.onnx_scorer import POLICY_FILE, OnnxScorer, PackageError
+from atr.package.onnx_scorer import load_scorer
 
 
 def report_from_frame(frame: pd.DataFrame, policy: Any, outputs: list[str]) -> dict[str, Any]:
@@ -51,12 +51,7 @@ def evaluate_package(
     The package must hold a calibrated `policy.json`: a package without one has
     never passed the evaluate stage and has no decisions to report.
     """
-    scorer = OnnxScorer(package_dir)
-    if scorer.policy is None:
-        raise PackageError(
-            f"model package {package_dir} has no {POLICY_FILE}: run the evaluate stage "
-            "(calibration) on it first"
-        )
+    scorer = load_scorer(package_dir)
     dataset = load_dataset(dataset_dir)
     frame = score_dataset(scorer, dataset, [split], batch_size=batch_size)
     report = report_from_frame(frame, scorer.policy, scorer.outputs)

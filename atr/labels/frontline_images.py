@@ -34,13 +34,14 @@ from PIL import Image
 
 from atr.package.checksums import sha256_file
 from atr.package.dual_energy import DualEnergyDecodeError, attenuation, decode_dual_energy
+from atr.package.layout import PACKAGE_PATH, PREPROCESS_FILE, SHA_TAG_PREFIX
 from atr.package.preprocess import PreprocessSpec
 from atr.store.image_store import ImageStore, ImageStoreError
 
 IMAGE_EXT = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
 _WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}  # what decode_dual_energy accepts
 # Where `atr register` stages the package inside a version's model artifacts.
-PREPROCESS_ARTIFACT = "artifacts/package/preprocess.json"
+PREPROCESS_ARTIFACT = f"{PACKAGE_PATH}/{PREPROCESS_FILE}"
 IMAGE_RENDERING = "PreprocessSpec.display: low-energy transmission as 8-bit grey"
 
 
@@ -167,7 +168,7 @@ class RegistrySpecs:
                 digest, text = sha256_file(local), local.read_text()
         except (MlflowException, OSError) as e:
             raise ModelSpecUnavailable(f"{where}: {str(e).splitlines()[0]}") from None
-        expected = (mv.tags or {}).get("sha256.preprocess.json")
+        expected = (mv.tags or {}).get(SHA_TAG_PREFIX + PREPROCESS_FILE)
         if expected is None or digest != expected:
             raise ModelSpecUnavailable(
                 f"{where}: preprocess.json does not match its sha256 tag ({expected})")

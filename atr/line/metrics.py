@@ -1,6 +1,6 @@
 """What the line saw: latency percentiles and decisions vs the simulator's truth.
 
-Rates follow the field's screening vocabulary (ARCHITECTURE.md). Low risk is the served
+Rates follow the field's screening vocabulary (docs/ARCHITECTURE.md). Low risk is the served
 model's definition (`low_risk`: paper_only or no_threat, its first output, read from the
 scores it answers with), judged on the simulator's complete truth:
 - auto_clear_rate: share of answered items CLEARed (released unseen);

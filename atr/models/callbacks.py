@@ -1,11 +1,43 @@
-"""Training-time measurements that end up in train_metrics.json."""
+"""The training callbacks: conf/callbacks nodes instantiated, and the throughput
+measurement that ends up in train_metrics.json."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+C = TypeVar("C", bound=L.Callback)
+
+
+def instantiate_callbacks(nodes: Mapping[str, Any], ckpt_dir: str | Path) -> list[L.Callback]:
+    """Every `_target_` node of `callbacks`, in file order; a ModelCheckpoint gets the run's
+    folder, known only at run time (the MLflow run id names it)."""
+    from hydra.utils import get_class, instantiate
+
+    callbacks = []
+    for name, node in nodes.items():
+        if node is None:  # callbacks.<name>=null switches one off
+            continue
+        if "_target_" not in node:
+            raise ValueError(f"callbacks.{name}: no _target_ (conf/callbacks/default.yaml)")
+        extra = ({"dirpath": str(ckpt_dir)}
+                 if issubclass(get_class(str(node["_target_"])), ModelCheckpoint) else {})
+        callbacks.append(instantiate(node, **extra))
+    return callbacks
+
+
+def one_of(callbacks: Sequence[L.Callback], kind: type[C]) -> C:
+    """The single callback of `kind` the training job reads its results from."""
+    found = [c for c in callbacks if isinstance(c, kind)]
+    if len(found) != 1:
+        raise ValueError(f"callbacks: atr train needs exactly one {kind.__name__}, "
+                         f"got {len(found)} (conf/callbacks/default.yaml)")
+    return found[0]
 
 
 class TrainThroughput(L.Callback):

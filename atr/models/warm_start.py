@@ -61,8 +61,8 @@ def _registered_checkpoint(
 ) -> tuple[Path | None, str | None]:
     import mlflow
 
+    from atr.package.fetch import resolve_version as resolve
     from atr.registry.tracking import configure
-    from atr.registry.versions import resolve
 
     client = configure(cfg)
     version = resolve(client, *registered)

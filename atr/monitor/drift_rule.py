@@ -7,12 +7,13 @@ Requiring k > 1 windows suppresses the single-window excursions that overlapping
 noisy windows produce, at a cost of (k - 1) * step items of delay. A null threshold
 reports the signal without letting it fire.
 
-Labelled items add a direct check: with at least `min_labelled` labelled non-paper items
-in the window, a leak rate above `max_leak_rate` fires at once (kind "performance"),
-likewise threat recall below `min_threat_recall` on `min_labelled_threats` threat items.
+Labelled items add a direct check (`performance`): with at least `min_labelled` labelled
+non-paper items in the window, a leak rate above `max_leak_rate` fires at once (kind
+"performance"), likewise threat recall below `min_threat_recall` on `min_labelled_threats`
+threat items.
 
-The thresholds in conf/monitor/default.yaml and their measured false-alarm rate and
-detection delays come from benchmarks/drift_detection.py (results/drift_detection.json).
+The default thresholds (below) and their measured false-alarm rate and detection delays
+come from benchmarks/drift_detection.py (results/drift_detection.json).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from atr.monitor.drift_scores import SIGNALS
+from atr.structured import to_dataclass
+
+# The dataclasses below hold the defaults: they are the structured config of
+# `monitor.rule` (conf/monitor/default.yaml only overrides them; atr/config_schema.py
+# registers DriftRule), so the YAML default and the code default are one thing.
 
 
 @dataclass(frozen=True)
@@ -33,16 +38,39 @@ class RuleDecision:
     flagged: dict[str, int] = field(default_factory=dict)  # signal -> consecutive windows
 
 
+def _measured_thresholds() -> dict[str, float | None]:
+    # Each = 2 x the largest value over the windows of a 3 000-item stationary calibration
+    # stream (benchmarks/drift_detection.py), then checked on 20 000 other stationary items.
+    return {
+        "embedding": 0.01,    # MMD^2 (unbiased)
+        "scores": 0.3,        # max over outputs of normed Wasserstein
+        "decisions": 0.12,    # Jensen-Shannon distance of the decision mix
+        "image_stats": 0.3,   # max over image statistics of normed Wasserstein
+    }
+
+
+@dataclass(frozen=True)
+class PerformanceRule:
+    """On labelled items of the newest window (`monitor.rule.performance`)."""
+
+    min_labelled: int = 50
+    max_leak_rate: float | None = None  # e.g. 0.02: fire when more labelled non-paper items leak
+    min_labelled_threats: int = 20
+    min_threat_recall: float | None = None  # e.g. 0.9
+
+
 @dataclass(frozen=True)
 class DriftRule:
-    thresholds: Mapping[str, float | None]
-    consecutive: int = 2
-    min_labelled: int = 50
-    max_leak_rate: float | None = None
-    min_labelled_threats: int = 20
-    min_threat_recall: float | None = None
+    # signal -> threshold; None: reported, never fires
+    thresholds: dict[str, float | None] = field(default_factory=_measured_thresholds)
+    consecutive: int = 2  # windows in a row a signal must exceed its threshold
+    performance: PerformanceRule = field(default_factory=PerformanceRule)
 
     def __post_init__(self) -> None:
+        # Imported here: the schema is registered before every compose, and drift_scores
+        # pulls in pandas.
+        from atr.monitor.drift_scores import SIGNALS
+
         if self.consecutive < 1:
             raise ValueError(f"monitor.rule.consecutive must be >= 1, got {self.consecutive}")
         unknown = set(self.thresholds) - set(SIGNALS)
@@ -51,17 +79,10 @@ class DriftRule:
                              f"known: {list(SIGNALS)}")
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any]) -> DriftRule:
-        perf = dict(cfg.get("performance") or {})
-        return cls(
-            thresholds={k: None if v is None else float(v)
-                        for k, v in dict(cfg.get("thresholds") or {}).items()},
-            consecutive=int(cfg.get("consecutive", 2)),
-            min_labelled=int(perf.get("min_labelled", 50)),
-            max_leak_rate=_opt_float(perf.get("max_leak_rate")),
-            min_labelled_threats=int(perf.get("min_labelled_threats", 20)),
-            min_threat_recall=_opt_float(perf.get("min_threat_recall")),
-        )
+    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> DriftRule:
+        """From `monitor.rule` of a composed config or a (partial) plain dict: missing keys
+        take the defaults above; a misspelt key or a wrong type is refused, named."""
+        return to_dataclass(cls, cfg, "monitor.rule")
 
     def flags(self, scores: Mapping[str, Any]) -> dict[str, bool]:
         """Which signals exceed their threshold in one window."""
@@ -88,14 +109,15 @@ class DriftRule:
         return RuleDecision(True, kind, float(newest[kind]), self.thresholds[kind], runs)
 
     def _performance(self, perf: Mapping[str, Any]) -> tuple[float, float] | None:
+        rule = self.performance
         leak, recall = perf.get("leak_rate"), perf.get("threat_recall")
-        if (self.max_leak_rate is not None and leak is not None
-                and perf.get("non_paper", 0) >= self.min_labelled and leak > self.max_leak_rate):
-            return float(leak), self.max_leak_rate
-        if (self.min_threat_recall is not None and recall is not None
-                and perf.get("threat_items", 0) >= self.min_labelled_threats
-                and recall < self.min_threat_recall):
-            return float(recall), self.min_threat_recall
+        if (rule.max_leak_rate is not None and leak is not None
+                and perf.get("non_paper", 0) >= rule.min_labelled and leak > rule.max_leak_rate):
+            return float(leak), rule.max_leak_rate
+        if (rule.min_threat_recall is not None and recall is not None
+                and perf.get("threat_items", 0) >= rule.min_labelled_threats
+                and recall < rule.min_threat_recall):
+            return float(recall), rule.min_threat_recall
         return None
 
 
@@ -114,7 +136,3 @@ class StreamingRule:
         if decision.drift:
             self.history = []
         return decision
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)

@@ -6,9 +6,12 @@
     atr monitor                                        # reference: models:/NAME@champion
     atr monitor monitor.reference_path=artifacts/model/reference.parquet
     atr monitor monitor.window_size=500 monitor.log_to_mlflow=false
+    atr monitor --watch                                # a pass a minute until SIGINT/SIGTERM
+    atr monitor --watch=10                             # (monitor.watch_s=10)
 
-Retraining is not started here unless monitor.trigger_retrain=true: the closed loop
-reads `pending_events` and calls `mark_handled` once it has acted on them.
+Retraining is not started here unless monitor.trigger_retrain=true (then atr.retrain,
+the path `atr retrain` takes): otherwise the closed loop reads `pending_events` and calls
+`mark_handled` once it has acted on them.
 """
 
 from __future__ import annotations
@@ -157,15 +160,53 @@ def mark_handled(session: Session, event_ids: Sequence[int]) -> int:
 
 
 def _trigger_retrain(cfg: DictConfig, sessions: Any) -> dict[str, Any]:
-    """`atr retrain` with monitor.retrain_overrides; events handled only if it succeeded."""
-    from atr.cli import main
+    """atr.retrain.run (what `atr retrain` runs) with this runtime and
+    monitor.retrain_overrides; the events are handled only if it succeeded."""
+    from atr.config import compose, merge_overrides, runtime_overrides
+    from atr.retrain import run as retrain
 
-    rc = main(["retrain", *[str(o) for o in cfg.monitor.get("retrain_overrides") or []]])
+    overrides = [str(o) for o in cfg.monitor.get("retrain_overrides") or []]
     with sessions() as session:
         ids = [e.id for e in pending_events(session)]
-        if rc == 0:
-            mark_handled(session, ids)
-    return {"rc": rc, "events": ids, "handled": rc == 0}
+    try:
+        result: dict[str, Any] = retrain(compose("retrain", merge_overrides(
+            runtime_overrides(cfg), overrides)))
+    except Exception as exc:  # the monitor keeps watching; the events stay pending
+        log.exception("retraining after drift failed")
+        return {"ok": False, "error": str(exc), "events": ids, "handled": False}
+    with sessions() as session:
+        mark_handled(session, ids)
+    return {"ok": True, "events": ids, "handled": True, "retrain": result}
+
+
+def watch(cfg: DictConfig) -> dict[str, Any]:
+    """run() every monitor.watch_s seconds until SIGINT/SIGTERM; the pass under way when
+    the signal comes finishes first, so a report or event is never left half-written."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    cycles, last = 0, {}
+    try:
+        while not stop.is_set():
+            last = run(cfg)
+            cycles += 1
+            drifted = sorted(k for k, v in last["scanners"].items() if v.get("drift"))
+            print(f"[atr monitor] pass {cycles}: {len(last['scanners'])} scanners, "
+                  f"drift: {', '.join(drifted) or 'none'}", flush=True)
+            stop.wait(float(cfg.monitor.watch_s))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return {"passes": cycles, "stopped": "signal", "last": last}
+
+
+def job(cfg: DictConfig) -> dict[str, Any]:
+    """`atr monitor`: one pass, or with monitor.watch_s > 0 (`--watch`) one every
+    watch_s seconds until stopped."""
+    return watch(cfg) if float(cfg.monitor.get("watch_s") or 0) > 0 else run(cfg)
 
 
 def _jsonable(value: Any) -> Any:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from atr.package.image_stats import STAT_NAMES
+from atr.package.layout import REFERENCE_FILE
 
-REFERENCE_FILE = "reference.parquet"
 SCORE_PREFIX = "score_"
 # Columns of a monitor frame besides score_<output>, the embedding and the truth columns.
 MONITOR_COLUMNS = ("item_id", "scanner_id", "created_at", "model_version", "decision", "reason",
@@ -85,19 +85,15 @@ def load_reference(cfg: Any) -> Reference:
     mon = cfg.monitor
     if mon.get("reference_path"):
         return read_reference(mon.reference_path)
+    from atr.package.fetch import fetch_package
     from atr.registry.tracking import configure, model_name
-    from atr.registry.versions import resolve, verified_package
 
-    client = configure(cfg)
     name, alias = model_name(cfg), str(mon.reference_alias)
-    version = resolve(client, name, alias)
-    if version is None:
+    try:
+        # A version's files never change: each run reuses the copy an earlier one
+        # downloaded, but only after re-verifying it (a tampered cache is fetched again).
+        fetched = fetch_package(configure(cfg), name, alias, mon.download_dir, reuse=True)
+    except LookupError as exc:
         raise ValueError(f"no version of model {name!r} has alias {alias!r}: approve one "
-                         "(atr approve) or set monitor.reference_path")
-    # A version's files never change (checksums): download each version only once.
-    cached = Path(mon.download_dir) / f"{name}-v{version.version}"
-    found = sorted(cached.rglob(REFERENCE_FILE)) if cached.is_dir() else []
-    if not found:
-        package = verified_package(version, mon.download_dir)
-        found = [package / REFERENCE_FILE]
-    return read_reference(found[0], str(version.version))
+                         "(atr approve) or set monitor.reference_path") from exc
+    return read_reference(fetched.path / REFERENCE_FILE, str(fetched.version.version))

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from atr.package.checksums import sha256_file
-
-PACKAGE_FILE = "package.json"
-RUN_FILE = "run.json"
+from atr.package.checksums import mismatches, package_checksums, sha256_file
+from atr.package.layout import MANIFEST_FILE, RUN_FILE
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -34,7 +33,7 @@ def write_package_manifest(
     files = {
         p.relative_to(package).as_posix(): sha256_file(p)
         for p in sorted(package.rglob("*"))
-        if p.is_file() and p.name != PACKAGE_FILE and not p.name.startswith(".")
+        if p.is_file() and p.name != MANIFEST_FILE and not p.name.startswith(".")
     }
     run: dict[str, Any] = {}
     if (package / RUN_FILE).is_file():
@@ -53,15 +52,27 @@ def write_package_manifest(
             "path": str(Path(dataset_dir).resolve()),
             "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
         }
-    atomic_write_text(package / PACKAGE_FILE, json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(package / MANIFEST_FILE, json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def recorded_checksums(package_dir: str | Path) -> dict[str, str]:
+    """The sha256 values package.json states ({} without one), in either shape written:
+    {"files": {file: hex | {"sha256": hex}}} (this module) or {"sha256": {file: hex}}."""
+    path = Path(package_dir) / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    doc = json.loads(path.read_text())
+    table = doc.get("files") or doc.get("sha256") or {}
+    out: dict[str, str] = {}
+    if isinstance(table, Mapping):
+        for name, value in table.items():
+            digest = value.get("sha256") if isinstance(value, Mapping) else value
+            if isinstance(digest, str):
+                out[str(name)] = digest
+    return out
 
 
 def verify_package(package_dir: str | Path) -> list[str]:
     """Files whose content no longer matches package.json (empty list: intact)."""
-    package = Path(package_dir)
-    recorded = json.loads((package / PACKAGE_FILE).read_text())["files"]
-    return [
-        rel for rel, digest in recorded.items()
-        if not (package / rel).is_file() or sha256_file(package / rel) != digest
-    ]
+    return mismatches(package_checksums(package_dir), recorded_checksums(package_dir))

@@ -14,24 +14,34 @@ from typing import Any
 import numpy as np
 
 from atr.package.image_stats import image_stats
+from atr.package.layout import (
+    MODEL_FILE,
+    POLICY_FILE,
+    PREPROCESS_FILE,
+    TAXONOMY_FILE,
+    PackageError,
+)
 from atr.policy.taxonomy import Taxonomy
 
-__all__ = ["OnnxScorer", "PackageError", "image_stats"]
+__all__ = ["OnnxScorer", "PackageError", "image_stats", "load_scorer"]
 
-MODEL_FILE = "model.onnx"
-PREPROCESS_FILE = "preprocess.json"
-TAXONOMY_FILE = "taxonomy.json"
-POLICY_FILE = "policy.json"
 INPUT_NAME = "image"
 SCORES_NAME = "scores"
 EMBEDDING_NAME = "embedding"
 
 
-class PackageError(ValueError):
-    """A model package is missing a file or holds one that does not fit the contract.
+def load_scorer(package_dir: str | Path, intra_op_threads: int | None = None,
+                require_policy: bool = True) -> OnnxScorer:
+    """The one loader of a package for scoring (serving, the pyfunc, evaluation, the gate).
 
-    A ValueError so that the CLI reports it as a domain error, without a traceback.
+    require_policy: refuse a package without policy.json; only the evaluate stage, which
+    is about to write one, loads a package without it.
     """
+    scorer = OnnxScorer(package_dir, intra_op_threads=intra_op_threads)
+    if require_policy and scorer.policy is None:
+        raise PackageError(f"model package {scorer.package_dir} has no {POLICY_FILE}: run "
+                           "the evaluate stage (atr evaluate) first; nothing can decide without it")
+    return scorer
 
 
 class OnnxScorer:
@@ -74,9 +84,16 @@ class OnnxScorer:
                 np.zeros((0, len(self.outputs)), np.float32),
                 np.zeros((0, self.embedding_dim or 0), np.float32),
             )
-        batch = np.ascontiguousarray(self.preprocess.prepare_batch(list(images)), np.float32)
+        return self.score_tensor(self.preprocess.prepare_batch(list(images)))
+
+    def score_tensor(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass over an already preprocessed float32 Nx3xSxS batch (the
+        pyfunc's tensor input form): (scores NxK, embeddings NxD)."""
+        batch = np.ascontiguousarray(batch, np.float32)
+        if len(batch) == 0:
+            return self.score_images([])
         scores, emb = self._session.run([SCORES_NAME, EMBEDDING_NAME], {INPUT_NAME: batch})
-        n = len(images)
+        n = len(batch)
         if scores.shape != (n, len(self.outputs)) or emb.ndim != 2 or emb.shape[0] != n:
             raise PackageError(
                 f"{self.package_dir / MODEL_FILE}: for a batch of {n} the model returned scores "

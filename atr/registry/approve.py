@@ -20,9 +20,10 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 
-from atr.registry.package_files import ChecksumError
+from atr.package.checksums import ChecksumError
+from atr.package.fetch import fetch_verified, resolve_version
+from atr.package.layout import POLICY_FILE
 from atr.registry.tracking import cfg_value, configure, model_name
-from atr.registry.versions import resolve, verified_package
 
 CHAMPION = "champion"
 MODES = ("manual", "auto-simulation")
@@ -44,18 +45,19 @@ def approve(
         raise ValueError(f"approve needs a version number, got {version!r}")
     client = configure(cfg)
     name = model_name(cfg)
-    target = resolve(client, name, str(version))
+    target = resolve_version(client, name, str(version))
     if target is None:
         raise ValueError(f"model {name} has no version {version}")
     workdir = Path(str(cfg_value(cfg, "approve.download_dir", "runtime/approve")))
     try:
-        package = verified_package(target, workdir)
+        package = fetch_verified(client, target, workdir).path
     except ChecksumError as exc:
         raise ChecksumError(f"refusing to approve {name} v{version}: {exc}") from exc
-    if not (package / "policy.json").is_file():
-        raise ValueError(f"refusing to approve {name} v{version}: its package has no policy.json")
+    if not (package / POLICY_FILE).is_file():
+        raise ValueError(f"refusing to approve {name} v{version}: its package has no "
+                         f"{POLICY_FILE}")
 
-    previous = resolve(client, name, alias)
+    previous = resolve_version(client, name, alias)
     client.set_registered_model_alias(name, alias, target.version)
     tags = {
         "approved_by": str(by).strip(),

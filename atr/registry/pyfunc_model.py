@@ -11,11 +11,13 @@ run it. Two input forms:
 
 Output: one row per image, a score column per model output (`paper_only`, threats...),
 then `decision` and `reason` from the package's `policy.json`. Fail-safe: an image that
-does not decode is INSPECTed with reason `invalid_image`, never CLEARed.
+does not decode is INSPECTed with serving's reason `image_unreadable`
+(atr.package.reasons), never CLEARed.
 
 The class holds no state worth pickling: `load_context` rebuilds everything from the
-package files logged as the artifact `package`; the class itself is imported from the
-installed `atr` package (the environment that serves the model must have it installed).
+package files logged as the artifact `package` (atr.package.layout), through the same
+loader serving uses (atr.package.onnx_scorer.load_scorer); the class itself is imported
+from the installed `atr` package (the environment that serves the model must have it).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-PACKAGE_ARTIFACT = "package"
+from atr.package.layout import PACKAGE_ARTIFACT
+from atr.package.reasons import IMAGE_UNREADABLE
+
 IMAGE_COLUMN = "image_b64"
 TENSOR_INPUT = "image"
-REASON_INVALID_IMAGE = "invalid_image"
 
 
 class ScreeningModel(mlflow.pyfunc.PythonModel):
@@ -44,20 +47,13 @@ class ScreeningModel(mlflow.pyfunc.PythonModel):
 
     def load_package(self, package_dir: Path) -> None:
         """Load straight from a package folder (tests and tools that skip MLflow)."""
-        import onnxruntime as ort
+        from atr.package.onnx_scorer import load_scorer
 
-        from atr.package.preprocess import PreprocessSpec
-        from atr.policy.decision import Policy
-
-        self.spec = PreprocessSpec.load(package_dir / "preprocess.json")
-        self.policy = Policy.load(package_dir / "policy.json")
-        options = ort.SessionOptions()
         # The scoring server runs several workers; one thread each keeps them from fighting.
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(package_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
-        self.outputs = list(self.policy.outputs)
+        self.scorer = load_scorer(package_dir, intra_op_threads=1)
+        self.spec = self.scorer.preprocess
+        self.policy = self.scorer.policy
+        self.outputs = list(self.scorer.outputs)
 
     # model_input is left unannotated on purpose: MLflow 3 would otherwise try to derive
     # the signature from the type hint, and no single hint covers both input forms.
@@ -79,10 +75,7 @@ class ScreeningModel(mlflow.pyfunc.PythonModel):
         return _reinsert_failed(frame, ok, self.outputs)
 
     def _predict_tensor(self, tensor: np.ndarray) -> pd.DataFrame:
-        if len(tensor):
-            scores = self.session.run(["scores"], {TENSOR_INPUT: tensor})[0]
-        else:
-            scores = np.zeros((0, len(self.outputs)), np.float32)
+        scores, _ = self.scorer.score_tensor(tensor)
         decisions, reasons = self.policy.decide(scores)
         frame = pd.DataFrame(np.asarray(scores, np.float64), columns=self.outputs)
         frame["decision"] = [str(d) for d in decisions]
@@ -124,7 +117,7 @@ def _reinsert_failed(frame: pd.DataFrame, ok: list[bool], outputs: list[str]) ->
             rows.append(next(good))
         else:
             failed: dict[str, Any] = dict.fromkeys(outputs, float("nan"))
-            failed.update(decision="INSPECT", reason=REASON_INVALID_IMAGE)
+            failed.update(decision="INSPECT", reason=IMAGE_UNREADABLE)
             rows.append(failed)
     return pd.DataFrame(rows, columns=[*outputs, "decision", "reason"])
 

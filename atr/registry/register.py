@@ -23,8 +23,17 @@ from typing import Any
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 
+from atr.package.checksums import checksum_tags
+from atr.package.layout import (
+    MANIFEST_FILE,
+    PACKAGE_ARTIFACT,
+    PACKAGE_NAME_TAG,
+    POLICY_FILE,
+    PREPROCESS_FILE,
+    RUN_FILE,
+)
+from atr.package.verify import check_local_package
 from atr.registry import lineage
-from atr.registry.package_files import check_package, checksum_tags
 from atr.registry.tracking import cfg_value, configure, ensure_experiment, model_name
 
 CHALLENGER = "challenger"
@@ -34,24 +43,22 @@ _METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-. /:]")
 
 def register_package(package_dir: str | Path, cfg: Any) -> ModelVersion:
     """Log, register and alias one model package; returns the new ModelVersion."""
-    from atr.registry.pyfunc_model import PACKAGE_ARTIFACT
-
     package = Path(package_dir).resolve()
-    checksums = check_package(package)
+    checksums = check_local_package(package)
     client = configure(cfg)
     name = model_name(cfg)
     eval_dir = Path(str(cfg_value(cfg, "register.eval_dir", package / "artifacts" / "eval")))
     metrics = flatten_metrics(_read_json(eval_dir / "metrics.json"))
-    policy = _read_json(package / "policy.json")
+    policy = _read_json(package / POLICY_FILE)
     if not policy:
         # The pyfunc decides with policy.json; without it the model cannot run on the line.
-        raise FileNotFoundError(f"{package}/policy.json is missing: run `atr evaluate` first")
-    size = int(_read_json(package / "preprocess.json").get("input_size", 224))
+        raise FileNotFoundError(f"{package}/{POLICY_FILE} is missing: run `atr evaluate` first")
+    size = int(_read_json(package / PREPROCESS_FILE).get("input_size", 224))
 
     run_id = _training_run(package, cfg)
     with mlflow.start_run(run_id=run_id) as run, tempfile.TemporaryDirectory() as tmp:
         # MLflow stores a directory artifact under its own basename: stage the package as
-        # `package/` so every version has the same layout (artifacts/package/...).
+        # PACKAGE_ARTIFACT so every version has the same layout (layout.PACKAGE_PATH).
         staged = Path(tmp) / PACKAGE_ARTIFACT
         shutil.copytree(package, staged)
         with warnings.catch_warnings():
@@ -70,7 +77,7 @@ def register_package(package_dir: str | Path, cfg: Any) -> ModelVersion:
         **checksum_tags(checksums),
         **{f"eval.{k}": _fmt(v) for k, v in metrics.items()},
         **_lineage(cfg, run_tags),
-        "atr.package_name": str(_read_json(package / "package.json").get("name", package.name)),
+        PACKAGE_NAME_TAG: str(_read_json(package / MANIFEST_FILE).get("name", package.name)),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, value)
@@ -82,7 +89,6 @@ def _log_pyfunc(staged: Path, outputs: list[str], size: int) -> Any:
     from mlflow.models import ModelSignature
 
     from atr.registry.pyfunc_model import (
-        PACKAGE_ARTIFACT,
         ScreeningModel,
         describe_inputs,
         output_schema,
@@ -132,7 +138,7 @@ def flatten_metrics(doc: Mapping[str, Any], prefix: str = "") -> dict[str, float
 
 def _training_run(package: Path, cfg: Any) -> str:
     """The run id from run.json; a package trained without MLflow gets a fresh run."""
-    info = _read_json(package / "run.json")
+    info = _read_json(package / RUN_FILE)
     run_id = info.get("run_id")
     if run_id:
         try:

@@ -13,7 +13,6 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-DEFAULT_MODEL_NAME = "atr-screening"
 DEFAULT_EXPERIMENT = "atr-screening"
 # Registry-capable stores; a plain file store (./mlruns) cannot hold registered models.
 REGISTRY_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql", "http", "databricks")
@@ -28,7 +27,12 @@ def cfg_value(cfg: Any, key: str, default: Any = None) -> Any:
 
 
 def model_name(cfg: Any) -> str:
-    return str(cfg_value(cfg, "registry.model_name", DEFAULT_MODEL_NAME))
+    """`registry.model_name` (conf/registry/default.yaml), the one place the name is set."""
+    name = cfg_value(cfg, "registry.model_name")
+    if name is None:
+        raise ValueError("registry.model_name is not set: the job's config needs "
+                         "`- registry: default` in its defaults list (conf/registry)")
+    return str(name)
 
 
 def configure(cfg: Any) -> MlflowClient:

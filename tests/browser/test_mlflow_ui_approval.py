@@ -10,16 +10,20 @@ Needs /usr/bin/chromium (`apt-get install -y chromium`); the test installs nothi
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
+from helpers.decisions import assert_served_decision
+from helpers.images import png_bytes
+from helpers.packages import build_package
+from helpers.registry import NAME, registry_at
+from helpers.service import Server
 
 from atr.config import compose
+from atr.demo_service import free_port
 from atr.registry.server import server_command
 
 pytestmark = pytest.mark.slow
@@ -28,14 +32,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-NAME = "atr-screening"
 SWITCH_WITHIN_S = 45.0  # poll 1 s + download + checksum + warm-up, on a loaded 2-core box
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
@@ -57,31 +54,25 @@ def _served_version(url: str) -> str | None:
     return str(resp.json()["version"]) if resp.status_code == 200 else None
 
 
-def test_reviewer_moves_champion_in_mlflow_ui_and_service_follows(
-    tmp_path: Path, serving_fx: ModuleType
-) -> None:
+def test_reviewer_moves_champion_in_mlflow_ui_and_service_follows(tmp_path: Path) -> None:
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: run `apt-get update && apt-get install -y "
                     "chromium` before this test (it drives Debian's chromium, never a "
                     "downloaded browser)")
     from playwright.sync_api import expect, sync_playwright
 
-    fx = serving_fx
-    root = tmp_path / "runtime"
-    registry = fx.Registry(root=root, overrides=[
-        f"paths.root={root}", f"paths.data_dir={root / 'data'}",
-        f"paths.artifacts_dir={root / 'artifacts'}"])
+    registry = registry_at(tmp_path / "runtime")
     for seed in (0, 1):  # two different networks: v1 and v2
-        registry.register(fx.build_package(tmp_path / f"package-{seed}", seed=seed))
+        registry.register(build_package(tmp_path / f"package-{seed}", seed=seed))
     registry.set_alias("champion", "1")
 
-    port = _free_port()
+    port = free_port()
     cfg = compose("mlflow", [*registry.overrides, f"mlflow.port={port}"])
     log = tmp_path / "mlflow-server.log"
     with log.open("wb") as fh:
         mlflow_server = subprocess.Popen(server_command(cfg), stdout=fh,
                                          stderr=subprocess.STDOUT)
-    service = fx.Server(registry, ["serve.poll_seconds=1"])
+    service = Server(registry, ["serve.poll_seconds=1"])
     try:
         ui = f"http://127.0.0.1:{port}"
         _wait_http(f"{ui}/health", mlflow_server, log)
@@ -121,10 +112,11 @@ def test_reviewer_moves_champion_in_mlflow_ui_and_service_follows(
         while time.monotonic() < deadline and _served_version(service.url) != "2":
             time.sleep(0.5)
         assert _served_version(service.url) == "2", service.output()
-        scan = httpx.post(f"{service.url}/v1/scans", content=fx.png_bytes(),
+        scan = httpx.post(f"{service.url}/v1/scans", content=png_bytes(),
                           params={"item_id": "ui-approved-1", "scanner_id": "parcel_160kv"},
                           headers={"Content-Type": "image/png"}, timeout=10, trust_env=False)
         assert scan.status_code == 200 and str(scan.json()["model"]["version"]) == "2"
+        assert_served_decision(scan.json(), registry)
     finally:
         service.stop()
         mlflow_server.terminate()

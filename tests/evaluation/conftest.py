@@ -1,4 +1,5 @@
-"""Fixtures: a small labelled dataset and a real (tiny, untrained) ONNX model package.
+"""Fixtures: a small labelled dataset and a real (tiny, untrained) ONNX model package
+(helpers.packages, not yet evaluated: these tests calibrate it).
 
 The dataset is written through atr.data.manifest (schema checked) with a class
 mix controlled per split, so the calib split holds every threat class: the
@@ -14,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.packages import build_package
 from PIL import Image
 
 from atr.data.manifest import manifest_columns, write_dataset_info, write_manifest
 from atr.policy.taxonomy import default_taxonomy
 
-INPUT_SIZE = 32
-EMBED_DIM = 8
+# The training run a package names (run.json): these tests never reach MLflow.
+RUN = {"run_id": "test-run", "tracking_uri": "none"}
 # Items per split: (paper-only, goods, per threat class).
 SPLIT_PLAN = {"train": (2, 2, 0), "calib": (20, 20, 3), "val": (6, 6, 1), "test": (8, 8, 2)}
 
@@ -63,38 +65,6 @@ def build_dataset(out: Path, plan: dict[str, tuple[int, int, int]], seed: int = 
     return out
 
 
-def build_package(out: Path, seed: int = 0, low_risk: str = "paper_only") -> Path:
-    """model.onnx (exported by atr.models.onnx_export) + preprocess.json + taxonomy.json,
-    the model's first output being the `low_risk` definition."""
-    import dataclasses
-
-    import torch
-    from torch import nn
-
-    from atr.models.onnx_export import export_onnx
-    from atr.package.preprocess import PreprocessSpec
-
-    tax = dataclasses.replace(default_taxonomy(), low_risk=low_risk)
-
-    class TinyNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(3, EMBED_DIM, 3, stride=2)
-            self.head = nn.Linear(EMBED_DIM, len(tax.model_outputs))
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            emb = torch.relu(self.conv(x)).mean(dim=(2, 3))
-            return self.head(emb), emb
-
-    torch.manual_seed(seed)
-    out.mkdir(parents=True)
-    export_onnx(TinyNet(), out / "model.onnx", INPUT_SIZE)
-    PreprocessSpec(input_size=INPUT_SIZE).save(out / "preprocess.json")
-    (out / "taxonomy.json").write_text(json.dumps(tax.to_dict()))
-    (out / "run.json").write_text(json.dumps({"run_id": "test-run", "tracking_uri": "none"}))
-    return out
-
-
 @pytest.fixture(scope="session")
 def eval_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_dataset(tmp_path_factory.mktemp("evalds") / "dataset", SPLIT_PLAN)
@@ -102,13 +72,14 @@ def eval_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pristine_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_package(tmp_path_factory.mktemp("pkg") / "model")
+    return build_package(tmp_path_factory.mktemp("pkg") / "model", evaluated=False, run=RUN)
 
 
 @pytest.fixture(scope="session")
 def no_threat_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same network with the `no_threat` low-risk definition (taxonomy.json)."""
-    return build_package(tmp_path_factory.mktemp("pkg-nt") / "model", low_risk="no_threat")
+    return build_package(tmp_path_factory.mktemp("pkg-nt") / "model", low_risk="no_threat",
+                         evaluated=False, run=RUN)
 
 
 @pytest.fixture

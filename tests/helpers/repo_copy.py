@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from atr.archive.checkout import write_conf_blocks
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
 
@@ -19,7 +21,8 @@ TINY = {
                              "splits": {"train": 0.6, "val": 0.1, "calib": 0.2, "test": 0.1}}]},
     "prepare": {"frontline_batches": -1, "frontline_weight": 2},
     "train": {"experiment": "baseline", "max_epochs": 1, "seed": 0,
-              "init_from": "models:/atr-test@champion", "finetune_epochs": 1},
+              "init_from": "models:/atr-test@champion", "init_version": None,
+              "finetune_epochs": 1},
     # a tiny calibration set cannot support the production bound: relax it for the test
     "policy": {"leak_rate_target": 0.3, "confidence": 0.8, "threat_recall_target": 0.9,
                "min_threat_positives": 1, "on_insufficient": "triage"},
@@ -45,7 +48,8 @@ def tiny_checkout(tmp_path: Path, params: dict | None = None) -> tuple[Path, dic
     tmp_path/rt."""
     repo = tmp_path / "checkout"
     copy_checkout(repo)
-    (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(params or TINY))
+    params = write_conf_blocks(repo, params or TINY)  # prepare + registry live in conf/
+    (repo / "pipelines" / "params.yaml").write_text(yaml.safe_dump(params))
     (repo / "pipelines" / "dvc.lock").unlink(missing_ok=True)
     (repo / "data.dvc").unlink()
     # no MLFLOW_* from the test process: the runtime folder alone decides the stores

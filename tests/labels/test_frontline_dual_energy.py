@@ -1,21 +1,24 @@
 """Frontline batches of a dual-energy model keep the low/high pair in `raw`.
 
 A real MLflow SQLite registry holds a dual-energy and a pseudo-colour version of the tiny
-ONNX package (tests/serving/conftest.py); predictions name those versions; `atr labels
-batch` (labels_job.batch) must write each upload the way its deciding model reads it.
+ONNX package (tests/helpers/packages.py); predictions name those versions, decided as the
+service would (their policy on the scores); `atr labels batch` (labels_job.batch) must write
+each upload the way its deciding model reads it.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from helpers.serving_loader import serving_fixtures
-from labels_fixtures import Line
+from helpers.decisions import as_response, assert_policy_decision
+from helpers.images import two_page_tiff
+from helpers.packages import build_package
+from helpers.registry import NAME, Registry, registry_at
+from labels_fixtures import CONFIDENT, Line
 from PIL import Image
 from sqlalchemy import select, update
 
@@ -27,23 +30,22 @@ from atr.labels.frontline_batch import write_frontline_batch
 from atr.labels.frontline_images import ModelSpecUnavailable, RegistrySpecs
 from atr.package.dual_energy import attenuation
 from atr.package.preprocess import PreprocessSpec
+from atr.policy.decision import Policy
 from atr.store.image_store import ImageStore
 from atr.store.prediction_store import Feedback, Prediction, open_store
 
 PAPER = {"document": 1, "paper_only": 1}
-NAME = "atr-screening"
 DUAL = PreprocessSpec(representation="dual_energy")
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Version 1: a dual-energy package; version 2: a pseudo-colour one."""
-    sf = serving_fixtures()
     root = tmp_path_factory.mktemp("runtime")
-    reg = sf._registry(root)
+    reg = registry_at(root)
     pkgs = tmp_path_factory.mktemp("packages")
-    dual = sf.build_package(pkgs / "dual", seed=0, representation="dual_energy")
-    pseudo = sf.build_package(pkgs / "pseudo", seed=1)
+    dual = build_package(pkgs / "dual", seed=0, representation="dual_energy")
+    pseudo = build_package(pkgs / "pseudo", seed=1)
     versions = {"dual": reg.register(dual), "pseudo": reg.register(pseudo)}
     return {"root": root, "reg": reg, "dual_pkg": dual, **versions}
 
@@ -56,18 +58,24 @@ def _pair(seed: int, h: int = 12, w: int = 10) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def _tiff_pages(low: np.ndarray, high: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(low).save(buf, format="TIFF", save_all=True,
-                              append_images=[Image.fromarray(high)])
-    return buf.getvalue()
-
-
-def _decide(line: Line, item: str, data: bytes, version: str) -> str:
-    p = line.decide(item, image=data)
+def _decide(line: Line, item: str, data: bytes, version: str,
+            reg: Registry | None = None) -> str:
+    """Store the upload's prediction as version `version` would have decided it: for a
+    version `reg` holds, its policy's decision of the scores (as the service stores it)."""
+    decision = "CLEAR"
+    policy = None
+    if reg is not None and version in reg.packages:
+        policy = Policy.from_dict(reg.policy_json(version))
+        decision = str(policy.decide([[CONFIDENT[o] for o in policy.outputs]])[0][0])
+    p = line.decide(item, image=data, decision=decision)
     with line.sessions.begin() as s:
         s.execute(update(Prediction).where(Prediction.id == p.id)
                   .values(model_version=version))
+        stored = s.get(Prediction, p.id)
+        row = {c: getattr(stored, c) for c in
+               ("decision", "reason", "scores", "model_name", "model_version")}
+    if policy is not None:
+        assert_policy_decision(as_response(row), policy)
     line.verdict(item, PAPER)
     return str(p.image_ref)
 
@@ -81,14 +89,15 @@ def test_dual_energy_uploads_become_raw_pairs(registry, tmp_path: Path, taxonomy
     pairs = {"pair-png": _pair(1), "pair-tiff": _pair(2)}
     uploads = {
         "pair-png": (encode_png(np.vstack(pairs["pair-png"])), dual),
-        "pair-tiff": (_tiff_pages(*pairs["pair-tiff"]), dual),
+        "pair-tiff": (two_page_tiff(*pairs["pair-tiff"]), dual),
         # a single-energy 16-bit grey scan of even height: a pair by its bytes, not its model
         "grey16": (encode_png(np.vstack(_pair(3))), pseudo),
         "rgb": (encode_png(np.full((8, 6, 3), 200, np.uint8)), "3"),  # never looked up
         "unknown": (encode_png(np.vstack(_pair(4))), "99"),  # version not in the registry
         "truncated": (encode_png(np.vstack(_pair(5)))[:120], dual),
     }
-    refs = {item: _decide(line, item, data, v) for item, (data, v) in uploads.items()}
+    refs = {item: _decide(line, item, data, v, registry["reg"])
+            for item, (data, v) in uploads.items()}
 
     done = labels_job.batch(cfg)
     assert done["items"] == 4

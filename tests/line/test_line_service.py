@@ -4,11 +4,13 @@ counts, latency percentiles, per-phase truth metrics, feedback stored, rate hono
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.decisions import as_response, assert_served_decision
+from helpers.service import Server
+from helpers.stores import store_rows
 
 from atr.config import compose
 from atr.data.synth import item_seed
@@ -26,18 +28,10 @@ def line_cfg(url: str, *extra: str):
                             "line.ready_timeout_s=20", *extra])
 
 
-def feedback_rows(server) -> dict[str, dict]:
-    db = server.registry.root / "predictions" / "predictions.db"
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT item_id, source, who, labels FROM feedback").fetchall()
-    return {r[0]: {"source": r[1], "who": r[2], "labels": json.loads(r[3])} for r in rows}
-
-
-def prediction_rows(server) -> list[dict]:
-    db = server.registry.root / "predictions" / "predictions.db"
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT item_id, decision FROM predictions")]
+def feedback_rows(server: Server) -> dict[str, dict]:
+    return {r["item_id"]: {"source": r["source"], "who": r["who"],
+                           "labels": json.loads(r["labels"])}
+            for r in store_rows(server, "feedback")}
 
 
 def expected_truth(block: list[dict]) -> dict:
@@ -80,9 +74,11 @@ def test_open_loop_drift_drill_with_feedback(line_service, tmp_path: Path) -> No
     assert summary["overall"]["model_versions"] == {"1": n}
 
     # the service stored each decision the line received
-    stored = {row["item_id"]: row["decision"]
-              for row in prediction_rows(line_service) if row["item_id"].startswith("open-")}
-    assert stored == {r["item_id"]: r["decision"] for r in records}
+    rows = [row for row in store_rows(line_service) if row["item_id"].startswith("open-")]
+    assert {row["item_id"]: row["decision"] for row in rows} == {
+        r["item_id"]: r["decision"] for r in records}
+    for row in rows:  # ... and that decision is the served policy's, of the stored scores
+        assert_served_decision(as_response(row), line_service.registry)
 
     # the truth is the simulator's: re-render two parcels of the second phase
     sim = XraySimulator(load_profile("parcel_140kv"), default_taxonomy(),
@@ -149,6 +145,12 @@ def test_closed_loop_cli_job_and_refused_feedback(line_service, tmp_path: Path,
     assert result["overall"]["answered"] == 24 and result["concurrency"] == 3
     records = json.loads(out.read_text())["records"]
     assert len(records) == 24 and result["overall"]["throughput_per_s"] > 0
+    rows = {row["item_id"]: row for row in store_rows(line_service)
+            if row["item_id"].startswith("closed-")}
+    assert set(rows) == {r["item_id"] for r in records}
+    for r in records:
+        assert rows[r["item_id"]]["decision"] == r["decision"]
+        assert_served_decision(as_response(rows[r["item_id"]]), line_service.registry)
 
     # a wrong API key: every verdict refused by the service and reported, none stored
     fb = result["feedback"]

@@ -5,7 +5,6 @@ the manifest's truth in the records, verdicts that claim only what the archive k
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from helpers.low_risk_package import no_threat_package
+from helpers.decisions import as_response, assert_served_decision
+from helpers.packages import no_threat_package
 from helpers.real_formats import export_dataset
-from helpers.serving_loader import serving_fixtures
+from helpers.registry import registry_at
+from helpers.service import Server
+from helpers.stores import store_rows
 
 from atr.config import compose
 from atr.data.importers import import_dataset
@@ -39,16 +41,12 @@ def archive(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> Pat
 
 
 @pytest.fixture(scope="module")
-def dual_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Path]]:
-    fx = serving_fixtures()
-    root = tmp_path_factory.mktemp("replay-runtime")
+def dual_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     package = no_threat_package(tmp_path_factory.mktemp("pkg") / "package", seed=5)
-    registry = fx.Registry(root=root, overrides=[
-        f"paths.root={root}", f"paths.data_dir={root / 'data'}",
-        f"paths.artifacts_dir={root / 'artifacts'}"])
+    registry = registry_at(tmp_path_factory.mktemp("replay-runtime"))
     registry.register(package)
     registry.set_alias("champion", "1")
-    server = fx.Server(registry, ["serve.poll_seconds=1"]).start()
+    server = Server(registry, ["serve.poll_seconds=1"]).start()
     try:
         yield server, package
     finally:
@@ -58,12 +56,6 @@ def dual_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[obj
 def _line(url: str, *extra: str):
     return compose("line", [f"line.url={url}", "line.ready_timeout_s=20", "line.rate=null",
                             "line.concurrency=3", *extra])
-
-
-def _store(server, table: str) -> list[dict]:
-    with sqlite3.connect(server.registry.root / "predictions" / "predictions.db") as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY id")]
 
 
 def test_replay_sends_raw_pairs_and_decisions_follow_the_policy(dual_service, archive) -> None:
@@ -84,7 +76,7 @@ def test_replay_sends_raw_pairs_and_decisions_follow_the_policy(dual_service, ar
     assert Counter(r["source_item"] for r in records) == dict.fromkeys(test.index, 2)
     assert {r["scanner_id"] for r in records} == {"hums-1"}
 
-    stored = {r["item_id"]: r for r in _store(server, "predictions")
+    stored = {r["item_id"]: r for r in store_rows(server)
               if r["item_id"].startswith("rp-")}
     images = ImageStore(server.registry.root / "images")
     for r in records:
@@ -96,8 +88,8 @@ def test_replay_sends_raw_pairs_and_decisions_follow_the_policy(dual_service, ar
         # the service decoded the raw pair with the model's own preprocessing
         expected, _ = scorer.score_images([scorer.preprocess.decode(raw)])
         np.testing.assert_allclose(got, expected[0], atol=1e-5)
-        decisions, _ = scorer.policy.decide(got[None])
-        assert r["decision"] == pred["decision"] == str(decisions[0])
+        assert r["decision"] == pred["decision"]
+        assert_served_decision(as_response(pred), server.registry)
         # the truth is the manifest's, under the served model's definition
         assert (r["low_risk"], r["low_risk_item"]) == ("no_threat", int(row["no_threat"]))
         assert r["paper_only"] == 0  # an import with threat labels only claims no paper
@@ -105,7 +97,7 @@ def test_replay_sends_raw_pairs_and_decisions_follow_the_policy(dual_service, ar
     # verdicts: the threat classes (complete) and no_threat, nothing about other classes
     tax = default_taxonomy()
     routed = {r["item_id"]: r for r in records if r["decision"] in ("INSPECT", "REVIEW")}
-    verdicts = {f["item_id"]: json.loads(f["labels"]) for f in _store(server, "feedback")
+    verdicts = {f["item_id"]: json.loads(f["labels"]) for f in store_rows(server, "feedback")
                 if f["item_id"].startswith("rp-")}
     assert set(verdicts) == set(routed) and summary["feedback"]["no_truth"] == 0
     for item_id, labels in verdicts.items():
@@ -122,13 +114,13 @@ def test_a_dataset_without_the_models_column_is_refused_before_sending(
         dual_service, tmp_path: Path) -> None:
     server, _ = dual_service
     colour_only = make_dataset(tmp_path / "colour", count=12, image_size=32, seed=9)
-    before = len(_store(server, "predictions"))
+    before = len(store_rows(server))
     with pytest.raises(ValueError, match=r"line.phases\[1\].*reads 'raw'"):
         simulate(_line(server.url, "line.item_prefix=refused", "line.image_size=32",
                        "line.render_workers=1",
                        f"line.phases=[{{scanner: parcel_160kv, count: 3}}, "
                        f"{{dataset: '{colour_only}', count: 4}}]"))
-    assert len(_store(server, "predictions")) == before  # nothing was sent, not even phase 0
+    assert len(store_rows(server)) == before  # nothing was sent, not even phase 0
 
 
 def test_simulated_parcels_are_sent_as_raw_pairs_to_a_dual_energy_model(dual_service) -> None:
@@ -138,8 +130,10 @@ def test_simulated_parcels_are_sent_as_raw_pairs_to_a_dual_energy_model(dual_ser
     assert summary["sent_column"] == "raw"
     decisions = [r["decision"] for r in summary["records"]]
     assert "ERROR" not in decisions
-    stored = [r for r in _store(server, "predictions") if r["item_id"].startswith("simraw-")]
+    stored = [r for r in store_rows(server) if r["item_id"].startswith("simraw-")]
     # a pseudo-colour PNG would be unreadable for this model (INSPECT image_unreadable)
     assert stored and all(r["reason"] != "image_unreadable" for r in stored)
+    for row in stored:
+        assert_served_decision(as_response(row), server.registry)
     raw = ImageStore(server.registry.root / "images").get(stored[0]["image_ref"])
     assert OnnxScorer(package).preprocess.decode(raw).shape == (48, 48, 2)

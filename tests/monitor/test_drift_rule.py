@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from atr.monitor.drift_rule import DriftRule, StreamingRule
+from atr.monitor.drift_rule import DriftRule, PerformanceRule, StreamingRule
 
 RULE = DriftRule(thresholds={"embedding": 0.7, "scores": 0.5, "decisions": None},
-                 consecutive=2, min_labelled=10, max_leak_rate=0.05,
-                 min_labelled_threats=5, min_threat_recall=0.9)
+                 consecutive=2,
+                 performance=PerformanceRule(min_labelled=10, max_leak_rate=0.05,
+                                             min_labelled_threats=5, min_threat_recall=0.9))
 
 
 def w(embedding: float = 0.5, scores: float = 0.1, decisions: float = 0.9) -> dict:
@@ -69,7 +70,30 @@ def test_config_refuses_unknown_signal_and_bad_k() -> None:
         DriftRule(thresholds={}, consecutive=0)
     rule = DriftRule.from_cfg({"consecutive": 3, "thresholds": {"embedding": 0.75},
                                "performance": {"max_leak_rate": 0.02}})
-    assert rule.consecutive == 3 and rule.max_leak_rate == 0.02 and rule.min_threat_recall is None
+    assert rule.consecutive == 3 and rule.performance.max_leak_rate == 0.02
+    assert rule.performance.min_threat_recall is None
+    # A partial config overrides the defaults, the others stay.
+    assert rule.thresholds == {**DriftRule().thresholds, "embedding": 0.75}
+    with pytest.raises(ValueError, match=r"monitor\.rule\.performance\.min_labeled"):
+        DriftRule.from_cfg({"performance": {"min_labeled": 10}})
+    with pytest.raises(ValueError, match=r"monitor\.rule\.consecutive"):
+        DriftRule.from_cfg({"consecutive": "two"})
+
+
+def test_composed_rule_is_the_dataclass_default_and_overrides_apply() -> None:
+    from hydra.errors import ConfigCompositionException
+
+    from atr.config import compose
+
+    assert DriftRule.from_cfg(compose("monitor").monitor.rule) == DriftRule()
+    cfg = compose("monitor", ["monitor.rule.consecutive=3",
+                              "monitor.rule.performance.max_leak_rate=0.02",
+                              "monitor.rule.thresholds.scores=null"])
+    rule = DriftRule.from_cfg(cfg.monitor.rule)
+    assert (rule.consecutive, rule.performance.max_leak_rate) == (3, 0.02)
+    assert rule.thresholds["scores"] is None and rule.thresholds["embedding"] == 0.01
+    with pytest.raises(ConfigCompositionException, match="min_labeled"):
+        compose("monitor", ["monitor.rule.performance.min_labeled=3"])
 
 
 def test_onset_delay_and_false_alarms_on_a_replayed_series() -> None:

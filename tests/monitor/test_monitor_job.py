@@ -101,3 +101,71 @@ def test_missing_champion_is_explained(runtime_overrides: list[str], store_url: 
     cfg = compose("monitor", [*runtime_overrides, f"monitor.prediction_db={store_url}"])
     with pytest.raises(ValueError, match="alias 'champion'"):
         run(cfg)
+
+
+def test_trigger_retrain_calls_the_retrain_function_and_handles_events(
+    overrides: list[str], sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trigger_retrain runs atr.retrain.run (not the CLI) with the monitor's runtime and
+    monitor.retrain_overrides merged by key; events are handled only when it succeeds."""
+    import atr.retrain
+
+    seen: list = []
+
+    def fake_retrain(cfg):
+        seen.append(cfg)
+        if len(seen) == 1:
+            raise RuntimeError("dvc repro failed")
+        return {"gate": {"verdict": "better", "challenger": 2, "champion": 1}}
+
+    monkeypatch.setattr(atr.retrain, "run", fake_retrain)
+    with sessions() as s:
+        add_predictions(s, synthetic_items(100, seed=5, shift=1.0), "drifted")
+    quick = [*overrides, "monitor.report=false", "monitor.log_to_mlflow=false",
+             "monitor.trigger_retrain=true",
+             "monitor.retrain_overrides=['retrain.min_items=5','retrain.auto_approve=true']"]
+    failed = run(compose("monitor", quick))["retrain"]
+    assert failed["ok"] is False and failed["handled"] is False and failed["events"]
+    with sessions() as s:
+        assert len(pending_events(s)) == 1  # still pending: the retraining failed
+    cfg = seen[0]
+    assert cfg.paths.root == str(tmp_path / "runtime") and cfg.retrain.min_items == 5
+    assert cfg.retrain.auto_approve is True and cfg.registry.model_name == "atr-screening"
+
+    # the next pass sees the same pending event (no new one) and does not retrain ...
+    assert "retrain" not in run(compose("monitor", quick))
+    with sessions() as s:  # ... until someone clears it; the new event's retraining works
+        mark_handled(s, [e.id for e in pending_events(s)])
+    done = run(compose("monitor", quick))["retrain"]
+    assert done["ok"] and done["handled"] and done["retrain"]["gate"]["challenger"] == 2
+    with sessions() as s:
+        assert pending_events(s) == []
+
+
+def test_watch_runs_passes_until_sigterm(overrides: list[str], tmp_path: Path) -> None:
+    """`atr monitor --watch=N` passes every N s; SIGTERM ends it cleanly (rc 0) after the
+    pass under way."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    atr = Path(sys.executable).parent / "atr"
+    proc = subprocess.Popen(
+        [str(atr), "monitor", "--watch=0.2", *overrides, "monitor.report=false",
+         "monitor.log_to_mlflow=false"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    passes: list[str] = []
+    deadline = time.time() + 120
+    while len(passes) < 2 and time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        if line.startswith("[atr monitor] pass"):
+            passes.append(line)
+    assert len(passes) == 2, proc.stderr.read()[-3000:] if proc.poll() is not None else passes
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "drift: none" in passes[0]
+    assert '"stopped": "signal"' in out

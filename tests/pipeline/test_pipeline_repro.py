@@ -1,5 +1,6 @@
-"""`dvc repro` runs prepare -> train -> evaluate -> register from a copy of the repo, and a
-second `dvc repro` with nothing changed runs nothing."""
+"""`dvc repro` runs prepare -> train -> evaluate -> register from a copy of the repo, a
+second run (`atr pipeline`: init_version pinned, dvc add, dvc repro) with nothing changed
+runs nothing, and moving @champion makes the train stage (alone) out of date."""
 
 from __future__ import annotations
 
@@ -37,8 +38,23 @@ def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     lock = yaml.safe_load((repo / "pipelines" / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"synthesize", "prepare", "train", "evaluate", "register"}
 
-    second = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo / "pipelines", env=env,
+    # no champion yet: init_version stays null, data/ is recorded as it is: nothing to run
+    second = subprocess.run([str(BIN / "atr"), "pipeline"], cwd=repo, env=env,
                             capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-    assert "Running stage" not in second.stdout
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert json.loads(second.stdout[second.stdout.index("{"):])["stages"] == []
     assert len(client.search_model_versions("name='atr-test'")) == 1
+
+    # the champion moves: pinned before dvc runs, only training (and what follows) re-runs
+    from atr.config import compose
+    from atr.retrain import pin_init_version
+
+    client.set_registered_model_alias("atr-test", "champion", version.version)
+    cfg = compose("retrain", [f"paths.root={tmp_path / 'rt'}"])
+    assert pin_init_version(cfg, repo) == f"models:/atr-test/{version.version}"
+    status = subprocess.run([str(BIN / "dvc"), "status", "--json"], cwd=repo / "pipelines",
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert status.returncode == 0, status.stderr
+    stale = json.loads(status.stdout)
+    assert set(stale) == {"train"}, stale
+    assert "train.init_version" in json.dumps(stale["train"])

@@ -6,14 +6,34 @@ from atr.config import conf_dir
 from atr.policy.config import PolicyConfig, default_policy_config
 
 
-def test_default_yaml_holds_the_documented_defaults():
+def test_defaults_live_in_the_dataclass_and_the_yaml_only_overrides():
+    from atr.config import compose
+
     raw = yaml.safe_load((conf_dir() / "policy" / "default.yaml").read_text())
-    assert set(raw) == set(PolicyConfig().to_dict())
+    assert set(raw) <= {"defaults"} | set(PolicyConfig().to_dict())  # no second copy
+    assert raw["defaults"][0] == "schema"
     assert default_policy_config() == PolicyConfig()
+    composed = PolicyConfig.from_dict(compose("evaluate").policy)
+    assert composed == PolicyConfig()
     cfg = default_policy_config()
     assert (cfg.leak_rate_target, cfg.confidence, cfg.threat_recall_target) == (0.005, 0.95, 0.95)
     assert (cfg.max_threat_cleared, cfg.min_threat_positives, cfg.clear_guard) == (0, 10, None)
     assert (cfg.on_insufficient, cfg.triage_inspect_threshold) == ("triage", 0.5)
+
+
+def test_misspelt_or_mistyped_key_fails_at_composition_naming_it():
+    from hydra.errors import ConfigCompositionException
+
+    from atr.config import compose
+
+    with pytest.raises(ConfigCompositionException, match="leak_rate_targt"):
+        compose("evaluate", ["policy.leak_rate_targt=0.01"])
+    with pytest.raises(ConfigCompositionException, match="policy.confidence"):
+        compose("evaluate", ["policy.confidence=high"])
+    # `+key` slips past composition: building the object still names it.
+    cfg = compose("evaluate", ["+policy.leak_rate_targt=0.01"])
+    with pytest.raises(ValueError, match=r"policy\.leak_rate_targt"):
+        PolicyConfig.from_dict(cfg.policy)
 
 
 def test_triage_settings_from_hydra_overrides():
@@ -35,6 +55,7 @@ def test_from_hydra_node_with_per_class_override():
 
 @pytest.mark.parametrize("bad", [
     {"leak_rate_targt": 0.01},          # misspelt: would silently fall back to the default
+    {"confidence": "high"},
     {"confidence": 1.0},
     {"leak_rate_target": 0.0},
     {"threat_recall_targets": {"knife": 1.2}},

@@ -9,74 +9,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from helpers.packages import build_package
 from omegaconf import DictConfig
 
 from atr.config import compose
-from atr.package.preprocess import PreprocessSpec
-from atr.policy.decision import Policy
-from atr.policy.taxonomy import default_taxonomy
-from atr.registry.package_files import package_checksums
-
-INPUT_SIZE = 32
-
-
-def export_tiny_onnx(path: Path, n_outputs: int, seed: int) -> Path:
-    """A 2-layer CNN with the contract's names: input `image`, outputs `scores`, `embedding`."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-
-    class Tiny(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), nn.ReLU(),
-                                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
-            self.head = nn.Linear(8, n_outputs)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            emb = self.features(x)
-            return torch.sigmoid(self.head(emb)), emb
-
-    model = Tiny().eval()
-    torch.onnx.export(
-        model, (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),), str(path),
-        input_names=["image"], output_names=["scores", "embedding"],
-        dynamic_axes={"image": {0: "n"}, "scores": {0: "n"}, "embedding": {0: "n"}},
-        dynamo=False,
-    )
-    return path
-
-
-def build_package(out: Path, seed: int = 0, clear_threshold: float = 0.5) -> Path:
-    """Everything `atr evaluate` leaves behind: package files, package.json, eval metrics."""
-    taxonomy = default_taxonomy()
-    outputs = taxonomy.model_outputs
-    out.mkdir(parents=True, exist_ok=True)
-    export_tiny_onnx(out / "model.onnx", len(outputs), seed)
-    PreprocessSpec(input_size=INPUT_SIZE).save(out / "preprocess.json")
-    (out / "taxonomy.json").write_text(json.dumps(taxonomy.to_dict()))
-    Policy(
-        outputs=outputs, clear_threshold=clear_threshold,
-        inspect_thresholds=dict.fromkeys(outputs[1:], 0.5),
-        targets={"leak_rate_target": 0.005, "confidence": 0.95},
-    ).save(out / "policy.json")
-    (out / "reference.parquet").write_bytes(b"PAR1 placeholder for drift reference")
-    eval_dir = out / "artifacts" / "eval"
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    (eval_dir / "metrics.json").write_text(json.dumps(
-        {"test": {"auto_clear_rate": 0.4, "leak_rate": 0.0, "auroc": {"paper_only": 0.9}},
-         "note": "text is skipped"}))
-    _tiny_png(eval_dir / "leak_vs_auto_clear.png")
-    sums = package_checksums(out)
-    (out / "package.json").write_text(json.dumps({"name": f"tiny-{seed}", "sha256": sums}))
-    return out
-
-
-def _tiny_png(path: Path) -> None:
-    from PIL import Image
-
-    Image.new("RGB", (4, 4), (255, 128, 0)).save(path)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from atr.evaluation import gate_rules as rules
 from atr.evaluation.gate import gate, newest_frontline_batch
+from atr.package.checksums import package_checksums
 from atr.registry.approve import approve
-from atr.registry.package_files import package_checksums
 from atr.registry.register import register_package
 
 NAME = "atr-screening"
@@ -71,8 +71,23 @@ def test_gate_reports_on_version_and_never_moves_aliases(
     assert v2.description.index(uncovered) < v2.description.index("| metric |")
     assert result["champion"] == 1 and result["challenger"] == 2
     assert "| metric | challenger v2 | champion v1 |" in v2.description
-    assert v2.tags["gate.verdict"] in {rules.BETTER, rules.WORSE, rules.MIXED}
-    assert v2.tags["gate.verdict"] == result["verdict"]
+    # Same network weights and thresholds in both versions, so every figure ties and, by
+    # gate_rules, the Fisher test finds no extra leaks (p >= 0.5) and the auto-clear rates
+    # tie: a set is `worse` only if the model clears a threat item, `mixed` if it is over
+    # the leak target (0.5 here), `better` otherwise; overall follows from the sets.
+    expected = {}
+    for label in ("gold", "frontline"):
+        figures = {k: v2.tags[f"gate.{label}.{k}"] for k in
+                   ("n", "auto_clear_rate", "leak_count", "leak_rate", "threat_cleared_count")}
+        assert figures == {k: v2.tags[f"gate.{label}.champion.{k}"] for k in figures}
+        over_target = (figures["leak_rate"] != "n/a" and float(figures["leak_rate"]) > 0.5) or (
+            figures["leak_rate"] == "n/a" and int(figures["leak_count"]) > 0)
+        expected[label] = (rules.WORSE if int(figures["threat_cleared_count"]) > 0
+                           else rules.MIXED if over_target else rules.BETTER)
+    assert result["datasets"] == expected
+    assert v2.tags["gate.verdict"] == result["verdict"] == (
+        rules.WORSE if rules.WORSE in expected.values()
+        else rules.BETTER if set(expected.values()) == {rules.BETTER} else rules.MIXED)
     assert v2.tags["gate.champion_version"] == "1"
     assert {"gate.gold.auto_clear_rate", "gate.gold.champion.leak_rate_upper",
             "gate.frontline.verdict"} <= set(v2.tags)

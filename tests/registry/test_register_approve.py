@@ -12,13 +12,16 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from atr.package.checksums import ChecksumError, sha256_file
+from atr.package.layout import PACKAGE_PATH
 from atr.package.preprocess import PreprocessSpec, decode_image
+from atr.package.reasons import IMAGE_UNREADABLE
 from atr.registry.approve import approve
 from atr.registry.approve import run as approve_job
-from atr.registry.package_files import ChecksumError, sha256_file
 from atr.registry.pyfunc_model import encode_image_file
 from atr.registry.register import register_package
 from atr.registry.register import run as register_job
+from serving import decisions
 
 NAME = "atr-screening"
 
@@ -91,7 +94,7 @@ def test_approve_refuses_tampered_version(registry_cfg, new_package) -> None:
     # Alter the stored copy (what a later download returns), not the local package.
     model_id = version.source.split("/")[-1]
     stored = Path(urlparse(MlflowClient().get_logged_model(model_id).artifact_location).path)
-    (stored / "artifacts" / "package" / "policy.json").write_text("{}")
+    (stored / PACKAGE_PATH / "policy.json").write_text("{}")
     with pytest.raises(ChecksumError, match="policy.json"):
         approve(registry_cfg("approve"), version=1, by="alice")
     with pytest.raises(Exception, match="champion"):
@@ -118,7 +121,7 @@ def test_champion_pyfunc_predicts_both_input_forms(registry_cfg, new_package) ->
     assert from_bytes.loc[0, "decision"] == from_tensor.loc[0, "decision"]
     # Undecodable bytes are inspected, never cleared (fail-safe).
     assert from_bytes.loc[1, "decision"] == "INSPECT"
-    assert from_bytes.loc[1, "reason"] == "invalid_image"
+    assert from_bytes.loc[1, "reason"] == IMAGE_UNREADABLE == decisions.IMAGE_UNREADABLE
     assert len(model.predict({"image": tensor})) == 1  # the scoring server's `inputs` form
     with pytest.raises(ValueError, match="Nx3x32x32"):
         model.predict(np.zeros((1, 3, 8, 8), np.float32))

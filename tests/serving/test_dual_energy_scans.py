@@ -3,36 +3,24 @@ model's own preprocessing, decides with its policy, and never clears what it can
 
 from __future__ import annotations
 
-import io
-
 import httpx
 import numpy as np
 import pytest
-from conftest import Registry, Server, _registry, build_package, png_bytes, store_rows
-from PIL import Image
+from helpers.decisions import assert_failsafe, assert_served_decision
+from helpers.images import png_bytes, stacked_png, two_page_tiff
+from helpers.packages import build_package
+from helpers.registry import Registry, registry_at
+from helpers.service import Server
+from helpers.stores import store_rows
 
 from atr.package.onnx_scorer import OnnxScorer
-
-
-def stacked_png(low: np.ndarray, high: np.ndarray) -> bytes:
-    """ATR's raw format: one 16-bit grey PNG, low energy above high energy."""
-    buf = io.BytesIO()
-    Image.fromarray(np.vstack([low, high]).astype(np.uint16)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def two_page_tiff(low: np.ndarray, high: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    pages = [Image.fromarray(a.astype(np.uint16)) for a in (low, high)]
-    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:])
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
 def dual_registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Registry, object]:
     package = build_package(tmp_path_factory.mktemp("dual") / "package", seed=3,
                             representation="dual_energy")
-    reg = _registry(tmp_path_factory.mktemp("dual-runtime"))
+    reg = registry_at(tmp_path_factory.mktemp("dual-runtime"))
     reg.register(package)
     reg.set_alias("champion", "1")
     return reg, OnnxScorer(package)
@@ -65,13 +53,14 @@ def test_raw_pair_is_decided_by_the_models_policy(server: Server, dual_registry,
     expected_scores, _ = scorer.score_images([scorer.preprocess.decode(data)])
     got = np.array([body["scores"][o] for o in scorer.outputs])
     np.testing.assert_allclose(got, expected_scores[0], atol=1e-5)
-    decisions, reasons = scorer.policy.decide(got[None])
-    assert body["decision"] == str(decisions[0]) and body["reason"] == reasons[0]
+    # the policy that decided is the package's own (policy.json of the registered folder)
+    assert scorer.policy.to_dict() == dual_registry[0].policy_json("1")
+    assert_served_decision(body, dual_registry[0])
 
 
 def test_a_colour_picture_sent_to_a_dual_energy_model_is_inspected(server: Server,
                                                                   dual_registry) -> None:
     body = _post(server, png_bytes(), "de-colour")
-    assert body["decision"] == "INSPECT" and body["reason"] == "image_unreadable"
+    assert_failsafe(body, "image_unreadable")
     rows = [r for r in store_rows(dual_registry[0]) if r["item_id"] == "de-colour"]
     assert len(rows) == 1 and rows[0]["decision"] == "INSPECT"

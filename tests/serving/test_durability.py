@@ -6,14 +6,18 @@ from __future__ import annotations
 import threading
 
 import httpx
-from conftest import Registry, Server, png_bytes, store_rows
+from helpers.decisions import assert_served_decision
+from helpers.images import png_bytes
+from helpers.registry import Registry
+from helpers.service import Server
+from helpers.stores import store_rows
 
 ACKED_BEFORE_KILL = 30
 
 
 def test_acknowledged_decisions_survive_sigkill(registry: Registry) -> None:
     server = Server(registry, ["serve.max_wait_ms=20"]).start()
-    acked: list[str] = []
+    acked: list[dict] = []  # the acknowledged responses
     lock, enough = threading.Lock(), threading.Event()
 
     def client(worker: int) -> None:
@@ -29,7 +33,7 @@ def test_acknowledged_decisions_survive_sigkill(registry: Registry) -> None:
                     return  # the kill: unacknowledged, nothing promised
                 if r.status_code == 200:
                     with lock:
-                        acked.append(r.json()["request_id"])
+                        acked.append(r.json())
                         if len(acked) >= ACKED_BEFORE_KILL:
                             enough.set()
 
@@ -44,8 +48,10 @@ def test_acknowledged_decisions_survive_sigkill(registry: Registry) -> None:
         for t in threads:
             t.join(30)
     with lock:
-        promised = list(acked)
+        promised = [body["request_id"] for body in acked]
     assert len(promised) >= ACKED_BEFORE_KILL
+    for body in acked:  # checked here: an assert in a client thread would not fail the test
+        assert_served_decision(body, registry)
 
     restarted = Server(registry, []).start()  # opens the same SQLite store (WAL recovery)
     try:
@@ -53,6 +59,7 @@ def test_acknowledged_decisions_survive_sigkill(registry: Registry) -> None:
                        params={"item_id": "after-restart", "scanner_id": "S1"},
                        headers={"Content-Type": "image/png"})
         assert r.status_code == 200
+        assert_served_decision(r.json(), registry)
     finally:
         restarted.stop()
     stored = {row["request_id"] for row in store_rows(registry)}

@@ -9,7 +9,11 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from conftest import Registry, png_bytes, settings_for, store_rows, thread_server
+from helpers.decisions import assert_failsafe, assert_policy_decision
+from helpers.images import png_bytes
+from helpers.registry import Registry
+from helpers.service import settings_for, thread_server
+from helpers.stores import store_rows
 
 from atr.package.preprocess import PreprocessSpec
 from atr.policy.decision import Policy
@@ -36,12 +40,14 @@ class StubScorer:
         return np.full((n, len(self.outputs)), value, np.float32), np.zeros((n, 4), np.float32)
 
 
+OUTPUTS = default_taxonomy().model_outputs
+STUB_POLICY = Policy(outputs=OUTPUTS, clear_threshold=0.5,
+                     inspect_thresholds=dict.fromkeys(OUTPUTS[1:], 0.5))
+
+
 def _stub(behaviour: str) -> LoadedModel:
-    outputs = default_taxonomy().model_outputs
-    policy = Policy(outputs=outputs, clear_threshold=0.5,
-                    inspect_thresholds=dict.fromkeys(outputs[1:], 0.5))
     return LoadedModel(name="stub", version=behaviour, alias="champion",
-                       scorer=StubScorer(behaviour), policy=policy,  # type: ignore[arg-type]
+                       scorer=StubScorer(behaviour), policy=STUB_POLICY,  # type: ignore[arg-type]
                        sha256={}, max_pixels=10_000_000)
 
 
@@ -72,7 +78,7 @@ def test_slow_model_times_out_to_inspect_stored_once(app_with, empty_registry: R
     url, _ = app_with("slow", timeout_ms=200)
     r = _scan(url, "slow-1")
     assert r.status_code == 200
-    assert (r.json()["decision"], r.json()["reason"]) == ("INSPECT", "timeout")
+    assert_failsafe(r.json(), "timeout")
     assert r.json()["latency_ms"] < 800
     time.sleep(1.2)  # the scoring thread finishes the batch: it must not store a second row
     rows = [x for x in store_rows(empty_registry) if x["item_id"] == "slow-1"]
@@ -90,7 +96,12 @@ def test_model_failure_is_inspected(app_with, empty_registry: Registry, behaviou
     url, _ = app_with(behaviour)
     r = _scan(url, f"{behaviour}-1")
     assert r.status_code == 200
-    assert (r.json()["decision"], r.json()["reason"]) == ("INSPECT", reason)
+    if behaviour == "crash":  # no scores: the service's own fail-safe
+        assert_failsafe(r.json(), reason)
+    else:  # NaN scores (sent as null): the policy itself refuses them
+        assert (r.json()["decision"], r.json()["reason"]) == ("INSPECT", reason)
+        assert set(r.json()["scores"]) == set(OUTPUTS)
+        assert_policy_decision(r.json(), STUB_POLICY)
     assert [x["reason"] for x in store_rows(empty_registry)] == [reason]
     metrics = httpx.get(f"{url}/metrics").text
     assert f'atr_failsafe_total{{reason="{reason}"}} 1.0' in metrics
@@ -106,4 +117,5 @@ def test_store_down_answers_inspect_with_503_not_a_bare_error(app_with) -> None:
     r = _scan(url, "nostore-1")
     assert r.status_code == 503
     body = r.json()
-    assert (body["decision"], body["reason"], body["stored"]) == ("INSPECT", "store_error", False)
+    assert_failsafe(body, "store_error")
+    assert body["stored"] is False

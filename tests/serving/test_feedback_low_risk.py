@@ -8,8 +8,12 @@ import json
 
 import httpx
 import pytest
-from conftest import Registry, Server, _registry, png_bytes
-from helpers.low_risk_package import no_threat_package
+from helpers.decisions import assert_served_decision
+from helpers.images import png_bytes
+from helpers.packages import no_threat_package
+from helpers.registry import Registry, registry_at
+from helpers.service import Server
+from helpers.stores import store_rows
 
 from atr.monitor.drift_performance import performance
 from atr.monitor.windows import recent_predictions
@@ -27,7 +31,7 @@ def nt_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     package = no_threat_package(tmp_path_factory.mktemp("nt") / "package", seed=2,
                                 representation="pseudo_colour", clear_threshold=0.0,
                                 inspect_threshold=0.99)
-    reg = _registry(tmp_path_factory.mktemp("nt-runtime"))
+    reg = registry_at(tmp_path_factory.mktemp("nt-runtime"))
     reg.register(package)
     reg.set_alias("champion", "1")
     server = Server(reg, []).start()
@@ -40,6 +44,7 @@ def _scan(server: Server, item: str) -> dict:
                    params={"item_id": item, "scanner_id": "NT1"},
                    headers={"Content-Type": "image/png"})
     assert r.status_code == 200, r.text
+    assert_served_decision(r.json(), server.registry)
     return r.json()
 
 
@@ -50,12 +55,9 @@ def _feedback(server: Server, item: str, labels: dict) -> httpx.Response:
 
 
 def _stored(registry: Registry, item: str) -> dict:
-    import sqlite3
-
-    with sqlite3.connect(registry.root / "predictions" / "predictions.db") as conn:
-        row = conn.execute("SELECT labels FROM feedback WHERE item_id = ? ORDER BY id DESC",
-                           (item,)).fetchone()
-    return json.loads(row[0])
+    """The labels of the newest feedback on `item`."""
+    rows = [r for r in store_rows(registry, "feedback") if r["item_id"] == item]
+    return json.loads(rows[-1]["labels"])
 
 
 def test_no_threat_labels_are_derived_stored_and_checked(nt_server: Server) -> None:

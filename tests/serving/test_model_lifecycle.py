@@ -10,7 +10,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import NAME, Registry, Server, png_bytes, store_rows
+from helpers.decisions import assert_failsafe, assert_policy_decision, assert_served_decision
+from helpers.images import png_bytes
+from helpers.registry import NAME, Registry
+from helpers.service import Server
+from helpers.stores import store_rows
+
+from atr.policy.decision import Policy
 
 POLL = "serve.poll_seconds=0.2"
 
@@ -76,6 +82,8 @@ def test_approve_then_roll_back_under_load_without_a_failed_request(
         client.join(30)
     failed = [(s, b) for s, b in client.results if s != 200 or b.get("decision") is None]
     assert not failed, failed[:3]
+    for _, body in client.results:  # each decided by the policy of the version that answered
+        assert_served_decision(body, registry)
     versions = client.versions()
     # 1...1 2...2 1...1: one switch each way, no flapping, no request without a model.
     changes = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
@@ -99,6 +107,7 @@ def test_tampered_candidate_is_refused_and_the_old_model_keeps_serving(
                        params={"item_id": "after-refusal", "scanner_id": "S1"},
                        headers={"Content-Type": "image/png"})
         assert r.status_code == 200 and r.json()["model"]["version"] == "1"
+        assert_served_decision(r.json(), registry)
     finally:
         registry.set_alias("champion", "1")
 
@@ -116,10 +125,12 @@ def test_shadow_mode_stores_the_challenger_without_changing_the_decision(
     finally:
         srv.stop()
     assert r.status_code == 200 and r.json()["model"]["version"] == "1"
+    assert_served_decision(r.json(), registry)
     row = [x for x in store_rows(registry) if x["request_id"] == r.json()["request_id"]][0]
     shadow = json.loads(row["shadow"])
-    assert shadow["version"] == "2" and shadow["decision"] in {"CLEAR", "REVIEW", "INSPECT"}
-    assert set(shadow["scores"]) == set(r.json()["scores"])
+    assert shadow["version"] == "2" and set(shadow["scores"]) == set(r.json()["scores"])
+    # the challenger's verdict is its own policy's decision of its own scores
+    assert_policy_decision(shadow, Policy.from_dict(registry.policy_json("2")))
 
 
 def test_no_model_means_not_ready_and_inspect_until_a_first_approval(
@@ -132,8 +143,8 @@ def test_no_model_means_not_ready_and_inspect_until_a_first_approval(
                        params={"item_id": "early", "scanner_id": "S1"},
                        headers={"Content-Type": "image/png"})
         assert r.status_code == 200
-        assert (r.json()["decision"], r.json()["reason"], r.json()["model"]) == \
-            ("INSPECT", "no_model", None)
+        assert_failsafe(r.json(), "no_model")
+        assert r.json()["model"] is None
         rows = store_rows(empty_registry)
         assert [(x["item_id"], x["reason"]) for x in rows] == [("early", "no_model")]
         version = empty_registry.register(package_template)
@@ -142,6 +153,7 @@ def test_no_model_means_not_ready_and_inspect_until_a_first_approval(
         r = httpx.post(f"{srv.url}/v1/scans", content=png_bytes(), timeout=30,
                        params={"item_id": "later", "scanner_id": "S1"},
                        headers={"Content-Type": "image/png"})
-        assert r.json()["model"]["version"] == version and r.json()["reason"] != "no_model"
+        assert r.json()["model"]["version"] == version
+        assert_served_decision(r.json(), empty_registry)
     finally:
         srv.stop()

@@ -9,11 +9,13 @@ import json
 
 import httpx
 import pytest
-from conftest import NAME, Registry, Server, png_bytes, store_rows
+from helpers.decisions import assert_failsafe, assert_served_decision
+from helpers.images import png_bytes
+from helpers.registry import NAME, Registry
+from helpers.service import Server
+from helpers.stores import store_rows
 
 from atr.store.image_store import ImageStore
-
-DECISIONS = {"CLEAR", "REVIEW", "INSPECT"}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,14 @@ def _raw(server: Server, data: bytes, item: str, ctype: str = "image/png", **kw)
                       headers={"Content-Type": ctype}, **kw)
 
 
+def _decided(server: Server, registry: Registry, item: str) -> dict:
+    """A good upload, answered 200 with the served policy's decision of its scores."""
+    r = _raw(server, png_bytes(), item)
+    assert r.status_code == 200, r.text
+    assert_served_decision(r.json(), registry)
+    return r.json()
+
+
 def _row(registry: Registry, request_id: str) -> dict:
     rows = [r for r in store_rows(registry) if r["request_id"] == request_id]
     assert len(rows) == 1, f"{request_id} stored {len(rows)} times"
@@ -39,7 +49,8 @@ def test_good_image_raw_body_is_decided_and_stored(server: Server, registry: Reg
     r = _raw(server, png_bytes(), "item-raw-1")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["decision"] in DECISIONS and body["item_id"] == "item-raw-1"
+    assert_served_decision(body, registry)
+    assert body["item_id"] == "item-raw-1"
     assert body["scanner_id"] == "S1" and body["model"] == {"name": NAME, "version": "1"}
     assert set(body["scores"]) >= {"paper_only", "firearm"}
     assert all(0.0 <= p <= 1.0 for p in body["scores"].values())
@@ -53,16 +64,18 @@ def test_good_image_raw_body_is_decided_and_stored(server: Server, registry: Reg
     assert stored == png_bytes() and row["image_ref"].endswith(".png")
 
 
-def test_headers_and_multipart_forms(server: Server) -> None:
+def test_headers_and_multipart_forms(server: Server, registry: Registry) -> None:
     r = httpx.post(f"{server.url}/v1/scans", content=png_bytes((10, 80, 200)), timeout=30,
                    headers={"Content-Type": "application/octet-stream",
                             "X-Item-Id": "item-hdr", "X-Scanner-Id": "S2"})
     assert r.status_code == 200 and r.json()["item_id"] == "item-hdr"
-    assert r.json()["scanner_id"] == "S2" and r.json()["decision"] in DECISIONS
+    assert r.json()["scanner_id"] == "S2"
+    assert_served_decision(r.json(), registry)
     r = httpx.post(f"{server.url}/v1/scans", timeout=30,
                    files={"file": ("x.png", png_bytes(), "image/png")},
                    data={"item_id": "item-form", "scanner_id": "S3"})
     assert r.status_code == 200 and r.json()["item_id"] == "item-form"
+    assert_served_decision(r.json(), registry)
 
 
 def test_batch_multipart_and_json(server: Server, registry: Registry) -> None:
@@ -71,15 +84,17 @@ def test_batch_multipart_and_json(server: Server, registry: Registry) -> None:
     r = httpx.post(f"{server.url}/v1/scans/batch", files=files, data=data, timeout=30)
     assert r.status_code == 200, r.text
     assert [x["item_id"] for x in r.json()] == ["b-1", "b-2", "b-3"]
-    assert all(x["decision"] in DECISIONS and x["model"]["version"] == "1" for x in r.json())
+    assert all(x["model"]["version"] == "1" for x in r.json())
+    for x in r.json():
+        assert_served_decision(x, registry)
     items = [{"item_id": "j-1", "image_b64": base64.b64encode(png_bytes()).decode()},
              {"item_id": "j-2", "image_b64": base64.b64encode(b"not an image").decode()}]
     r = httpx.post(f"{server.url}/v1/scans/batch", json={"scanner_id": "S5", "items": items},
                    timeout=30)
     assert r.status_code == 200, r.text
     good, bad = r.json()
-    assert good["decision"] in DECISIONS and good["scores"]
-    assert (bad["decision"], bad["reason"]) == ("INSPECT", "image_unreadable")
+    assert_served_decision(good, registry)
+    assert_failsafe(bad, "image_unreadable")
     for x in r.json():
         assert _row(registry, x["request_id"])["decision"] == x["decision"]
 
@@ -104,7 +119,7 @@ def test_bad_uploads_are_inspected_with_reason(server: Server, registry: Registr
                                                data: bytes, reason: str) -> None:
     r = _raw(server, data, f"bad-{reason}-{len(data)}")
     assert r.status_code == 200, r.text
-    assert (r.json()["decision"], r.json()["reason"]) == ("INSPECT", reason)
+    assert_failsafe(r.json(), reason)
     row = _row(registry, r.json()["request_id"])
     assert (row["decision"], row["reason"]) == ("INSPECT", reason)
 
@@ -116,11 +131,11 @@ def test_scoring_thread_decodes_when_decode_ahead_is_off(registry: Registry) -> 
         good, bad = _raw(srv, png_bytes(), "no-ahead-good"), _raw(srv, b"junk", "no-ahead-bad")
     finally:
         srv.stop()
-    assert good.status_code == 200 and good.json()["decision"] in DECISIONS
-    assert good.json()["reason"] != "image_unreadable"
+    assert good.status_code == 200
+    assert_served_decision(good.json(), registry)
     assert set(json.loads(_row(registry, good.json()["request_id"])["image_stats"])) >= {
         "brightness"}
-    assert (bad.json()["decision"], bad.json()["reason"]) == ("INSPECT", "image_unreadable")
+    assert_failsafe(bad.json(), "image_unreadable")
 
 
 def test_pixel_bomb_is_image_too_large(registry: Registry) -> None:
@@ -129,7 +144,7 @@ def test_pixel_bomb_is_image_too_large(registry: Registry) -> None:
         r = _raw(srv, _bomb(), "bomb-1")
     finally:
         srv.stop()
-    assert (r.json()["decision"], r.json()["reason"]) == ("INSPECT", "image_too_large")
+    assert_failsafe(r.json(), "image_too_large")
 
 
 @pytest.mark.parametrize(("kwargs", "status", "field"), [
@@ -167,9 +182,10 @@ def test_model_endpoint_reports_verified_checksums(server: Server, registry: Reg
     assert httpx.get(f"{server.url}/ready").status_code == 200
 
 
-def test_metrics_count_requests_decisions_and_failsafes(server: Server) -> None:
-    _raw(server, png_bytes(), "m-1")
-    _raw(server, b"junk", "m-2")
+def test_metrics_count_requests_decisions_and_failsafes(server: Server,
+                                                         registry: Registry) -> None:
+    _decided(server, registry, "m-1")
+    assert_failsafe(_raw(server, b"junk", "m-2").json(), "image_unreadable")
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'atr_requests_total{endpoint="/v1/scans",status="200"}' in text
     assert 'atr_decisions_total{decision="INSPECT"}' in text
@@ -185,11 +201,7 @@ def _feedback(server: Server, body: dict, key: str | None = "test-key-2") -> htt
 
 
 def _feedback_rows(registry: Registry) -> list[dict]:
-    import sqlite3
-
-    with sqlite3.connect(registry.root / "predictions" / "predictions.db") as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM feedback ORDER BY id")]
+    return store_rows(registry, "feedback")
 
 
 FEEDBACK = {"item_id": "fb-1", "labels": {"knife": 1, "document": 0}, "source": "inspection",
@@ -197,7 +209,7 @@ FEEDBACK = {"item_id": "fb-1", "labels": {"knife": 1, "document": 0}, "source": 
 
 
 def test_feedback_needs_a_valid_key(server: Server, registry: Registry) -> None:
-    assert _raw(server, png_bytes(), "fb-1").status_code == 200
+    _decided(server, registry, "fb-1")
     before = len(_feedback_rows(registry))
     assert _feedback(server, FEEDBACK, key=None).status_code == 401
     assert _feedback(server, FEEDBACK, key="wrong").status_code == 401
@@ -205,7 +217,7 @@ def test_feedback_needs_a_valid_key(server: Server, registry: Registry) -> None:
 
 
 def test_feedback_unknown_item_or_class_writes_nothing(server: Server, registry: Registry) -> None:
-    assert _raw(server, png_bytes(), "fb-1").status_code == 200
+    _decided(server, registry, "fb-1")
     before = len(_feedback_rows(registry))
     r = _feedback(server, {**FEEDBACK, "item_id": "never-scanned"})
     assert r.status_code == 404 and "never-scanned" in r.json()["detail"]
@@ -219,7 +231,7 @@ def test_feedback_unknown_item_or_class_writes_nothing(server: Server, registry:
 
 
 def test_feedback_is_stored_and_joins_the_prediction(server: Server, registry: Registry) -> None:
-    assert _raw(server, png_bytes(), "fb-2").status_code == 200
+    _decided(server, registry, "fb-2")
     r = _feedback(server, {**FEEDBACK, "item_id": "fb-2", "source": "analyst",
                            "labels": {"knife": 1, "paper_only": 0}})
     assert r.status_code == 201, r.text

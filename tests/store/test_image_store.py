@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import png_bytes
+from helpers.images import png_bytes
 
 from atr.store.image_store import ImageStore, ImageStoreError
 

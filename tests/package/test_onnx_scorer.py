@@ -1,17 +1,31 @@
-"""OnnxScorer on a real exported package: shapes, output order, batching, bad packages."""
+"""OnnxScorer on a real exported package: shapes, output order, batching, bad packages.
+(Package as `atr train` leaves it, from helpers.packages: no policy.json yet.)"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.packages import build_package
 
 from atr.package.image_stats import STAT_NAMES, image_stats
 from atr.package.onnx_scorer import OnnxScorer, PackageError
 from atr.package.preprocess import decode_image
 from atr.policy.taxonomy import default_taxonomy
+
+
+@pytest.fixture(scope="module")
+def pristine_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_package(tmp_path_factory.mktemp("pkg") / "model", evaluated=False)
+
+
+@pytest.fixture
+def package(pristine_package: Path, tmp_path: Path) -> Path:
+    """A private copy: tests that corrupt it do not touch the others."""
+    return Path(shutil.copytree(pristine_package, tmp_path / "model"))
 
 
 def _paths(dataset: Path, n: int) -> list[Path]:

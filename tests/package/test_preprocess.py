@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from helpers.images import IMAGE_KINDS, make_image
 from PIL import Image
 
 from atr.package.preprocess import ImageDecodeError, PreprocessSpec, decode_image
@@ -17,9 +18,9 @@ def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("kind", ["gray8", "gray16", "rgb_jpeg", "rgba", "wide"])
-def test_every_image_kind_decodes_to_rgb_uint8(tmp_path, image_factory, kind):
-    path = image_factory(tmp_path / kind, kind)
+@pytest.mark.parametrize("kind", sorted(IMAGE_KINDS))
+def test_every_image_kind_decodes_to_rgb_uint8(tmp_path, kind):
+    path = make_image(tmp_path / kind, kind)
     width, height = Image.open(path).size
     for source in (path, str(path), path.read_bytes()):
         out = decode_image(source)
