@@ -20,6 +20,8 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +70,33 @@ def pin_init_version(cfg: DictConfig, repo: Path) -> str | None:
 
 
 def dvc_repro(repo: Path, env: dict[str, str] | None = None) -> str:
-    """`dvc add data` (new batches become part of data.dvc) then `dvc repro`; stdout."""
+    """`dvc add data` (new batches become part of data.dvc) then `dvc repro`; stdout.
+
+    Each "Running stage" line is printed as it comes (stderr is kept for the error): a
+    pipeline runs for minutes, and its caller (demo, retrain, monitor) shows where it is.
+    """
     run_env = {**os.environ, **(env or {})}
     run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env.get('PATH', '')}"
     steps = [([_bin("dvc"), "add", "-q", "data"], repo),
              ([_bin("dvc"), "repro"], repo / "pipelines")]
     out = []
     for cmd, cwd in steps:
-        done = subprocess.run(cmd, cwd=cwd, env=run_env, capture_output=True, text=True)
-        out.append(done.stdout)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd[1:])} failed in {cwd}:\n{done.stdout[-3000:]}"
-                               f"\n{done.stderr[-3000:]}")
+        # stderr to a file: a pipe nobody reads while stdout streams would fill and block
+        with tempfile.TemporaryFile("w+") as err, subprocess.Popen(
+                cmd, cwd=cwd, env=run_env, stdout=subprocess.PIPE, stderr=err,
+                text=True) as proc:
+            lines = []
+            for line in proc.stdout or ():
+                lines.append(line)
+                if line.startswith("Running stage"):
+                    print(f"  [dvc {time.strftime('%H:%M:%S')}] {line.strip()}", flush=True)
+            proc.wait()
+            err.seek(0)
+            stderr = err.read()
+        out.append("".join(lines))
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[1:])} failed in {cwd}:\n{out[-1][-3000:]}"
+                               f"\n{stderr[-3000:]}")
     return "\n".join(out)
 
 
