@@ -95,13 +95,6 @@ class PolicyConfig:
         return cls.from_dict(raw)
 
 
-def default_policy_config() -> PolicyConfig:
-    """conf/policy/default.yaml over the defaults above (what `atr evaluate` composes)."""
-    from atr.config import conf_dir
-
-    return PolicyConfig.from_yaml(conf_dir() / "policy" / "default.yaml")
-
-
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(f"policy config: {message}")

@@ -54,5 +54,7 @@ def tiny_checkout(tmp_path: Path, params: dict | None = None) -> tuple[Path, dic
     (repo / "data.dvc").unlink()
     # no MLFLOW_* from the test process: the runtime folder alone decides the stores
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(PATH=f"{BIN}:{os.environ['PATH']}", ATR_RUNTIME=str(tmp_path / "rt"))
+    # the copy's conf/ (its registry name, frontline weighting), as `atr pipeline` passes it
+    env.update(PATH=f"{BIN}:{os.environ['PATH']}", ATR_RUNTIME=str(tmp_path / "rt"),
+               ATR_CONF_DIR=str(repo / "conf"))
     return repo, env

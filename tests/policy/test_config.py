@@ -3,7 +3,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from atr.config import conf_dir
-from atr.policy.config import PolicyConfig, default_policy_config
+from atr.policy.config import PolicyConfig
 
 
 def test_defaults_live_in_the_dataclass_and_the_yaml_only_overrides():
@@ -12,10 +12,11 @@ def test_defaults_live_in_the_dataclass_and_the_yaml_only_overrides():
     raw = yaml.safe_load((conf_dir() / "policy" / "default.yaml").read_text())
     assert set(raw) <= {"defaults"} | set(PolicyConfig().to_dict())  # no second copy
     assert raw["defaults"][0] == "schema"
-    assert default_policy_config() == PolicyConfig()
+    from_file = PolicyConfig.from_yaml(conf_dir() / "policy" / "default.yaml")
+    assert from_file == PolicyConfig()
     composed = PolicyConfig.from_dict(compose("evaluate").policy)
     assert composed == PolicyConfig()
-    cfg = default_policy_config()
+    cfg = from_file
     assert (cfg.leak_rate_target, cfg.confidence, cfg.threat_recall_target) == (0.005, 0.95, 0.95)
     assert (cfg.max_threat_cleared, cfg.min_threat_positives, cfg.clear_guard) == (0, 10, None)
     assert (cfg.on_insufficient, cfg.triage_inspect_threshold) == ("triage", 0.5)
