@@ -47,7 +47,7 @@ def archive_params(repo: Path, source: str, import_path: str, train: dict[str, A
                    model_name: str) -> dict[str, Any]:
     """The repository's params with the import as the only source (weight 1), no frontline
     batches, `train` keys replaced and the archive's own registered model name; the
-    policy targets stay the repository's (the production ones)."""
+    policy targets stay the repository's (the production ones: conf/policy, not a param)."""
     params = yaml.safe_load((repo / PARAMS).read_text())
     params["dataset"] = {"sources": [{"name": source, "kind": "import", "weight": 1,
                                       "path": import_path}]}
@@ -60,7 +60,8 @@ def archive_params(repo: Path, source: str, import_path: str, train: dict[str, A
 # Blocks of a params dict whose one default lives in conf/, not in pipelines/params.yaml:
 # a working copy gets them written into its own conf files (the stages' deps).
 CONF_BLOCKS = {"prepare": (Path("conf") / "prepare.yaml", "prepare"),
-               "registry": (Path("conf") / "registry" / "default.yaml", None)}
+               "registry": (Path("conf") / "registry" / "default.yaml", None),
+               "policy": (Path("conf") / "policy" / "default.yaml", None)}
 
 
 def write_conf_blocks(checkout: Path, params: dict[str, Any]) -> dict[str, Any]:

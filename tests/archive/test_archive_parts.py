@@ -94,7 +94,7 @@ def test_working_copy_params_name_the_import_alone(tmp_path: Path) -> None:
     repo_params = yaml.safe_load((REPO / "pipelines" / "params.yaml").read_text())
     assert params["dataset"] == {"sources": [{"name": "hums", "kind": "import", "weight": 1,
                                               "path": "data/imports/hums"}]}
-    assert params["policy"] == repo_params["policy"]  # the production targets
+    assert "policy" not in params and "policy" not in repo_params  # conf/policy's targets
     assert params["train"]["experiment"] == "real_archive" and params["train"]["max_epochs"] == 3
     assert params["prepare"]["frontline_batches"] == 0
     assert params["registry"]["model_name"] == "atr-archive"
