@@ -18,8 +18,9 @@ venv: $(STAMP)
 
 # The main job: the closed loop (atr/demo.py) -- DVC pipeline -> v1 -> serve -> line on
 # scanner A, then scanner B -> drift -> frontline labels -> retrain v2 -> gate -> swap.
+#   make demo ARGS=demo_profile=full     # the full-size loop (conf/demo_profile/full.yaml)
 demo: data
-	$(BIN)/atr demo
+	$(BIN)/atr demo $(ARGS)
 
 # The real-archive loop (atr/archive/demo.py): import a dual-energy archive -> DVC pipeline on
 # it alone (a working copy under runtime/archive-demo) -> gate -> approve -> serve -> replay
