@@ -44,6 +44,8 @@ JOBS: dict[str, Job] = {
     "register": Job("register", "atr.registry.register:run", "register the package in MLflow"),
     "gate": Job("gate", "atr.evaluation.gate:run", "compare @challenger with @champion"),
     "approve": Job("approve", "atr.registry.approve:run", "move @champion to a version"),
+    "recalibrate": Job("recalibrate", "atr.registry.recalibrate:run",
+                       "certify per-scanner clear thresholds from frontline labels"),
     "mlflow": Job("mlflow", "atr.registry.server:run", "start the MLflow server + UI"),
     "serve": Job("serve", "serving.main:run", "serve @champion to the sorting line"),
     "line": Job("line", "atr.line.run:run", "stream simulated parcels to a service"),
@@ -54,6 +56,12 @@ JOBS: dict[str, Job] = {
     "pipeline": Job("retrain", "atr.retrain:pipeline",
                     "pin train.init_version, dvc add data, dvc repro"),
     "retrain": Job("retrain", "atr.retrain:run", "retrain on base + frontline data, gate"),
+    "safe-mode status": Job("safe_mode", "atr.line.safe_mode:status",
+                            "scanners in safe mode, and the log"),
+    "safe-mode enter": Job("safe_mode", "atr.line.safe_mode:enter",
+                           "put a scanner in safe mode (operator key)"),
+    "safe-mode lift": Job("safe_mode", "atr.line.safe_mode:lift",
+                          "lift a scanner's safe mode (operator key)"),
     "demo": Job("demo", "atr.demo:run", "the closed loop, end to end"),
     "archive-demo": Job("archive", "atr.archive.demo:run",
                         "a real archive end to end, then a new scanner's drift"),
@@ -65,19 +73,21 @@ def _resolve(target: str) -> Callable[[DictConfig], object]:
     return getattr(importlib.import_module(module), func)
 
 
-def _approve_args(args: list[str]) -> list[str]:
-    """Turn `VERSION --by NAME` into Hydra overrides; other tokens pass through."""
+def _named_args(args: list[str], section: str, positional: str,
+                flags: dict[str, str] | None = None) -> list[str]:
+    """Turn `VALUE --by NAME [--flag]` into `section.positional=VALUE section.by=NAME` and
+    the flags' overrides; other tokens pass through."""
     out: list[str] = []
     it = iter(args)
     for tok in it:
         if tok == "--by":
-            out.append(f"approve.by={next(it, '')}")
+            out.append(f"{section}.by={next(it, '')}")
         elif tok.startswith("--by="):
-            out.append(f"approve.by={tok[5:]}")
-        elif tok == "--auto-approve":
-            out.append("approve.mode=auto-simulation")
+            out.append(f"{section}.by={tok[5:]}")
+        elif tok in (flags or {}):
+            out.append((flags or {})[tok])
         elif "=" not in tok and not tok.startswith("-"):
-            out.append(f"approve.version={tok}")
+            out.append(f"{section}.{positional}={tok}")
         else:
             out.append(tok)
     return out
@@ -85,8 +95,11 @@ def _approve_args(args: list[str]) -> list[str]:
 
 def _flags(name: str, args: list[str]) -> list[str]:
     """The few flags a job takes besides key=value, as the overrides they stand for."""
-    if name == "approve":
-        return _approve_args(args)
+    if name == "approve":  # atr approve VERSION --by NAME [--auto-approve]
+        return _named_args(args, "approve", "version",
+                           {"--auto-approve": "approve.mode=auto-simulation"})
+    if name.startswith("safe-mode "):  # atr safe-mode lift SCANNER --by NAME
+        return _named_args(args, "safe_mode", "scanner")
     if name == "retrain":
         return ["retrain.auto_approve=true" if a == "--auto-approve" else a for a in args]
     if name == "monitor":  # --watch: a pass a minute; --watch=N: every N seconds
@@ -147,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     name = args[0]
-    if name in {"data", "labels"} and len(args) > 1:
+    if name in {"data", "labels", "safe-mode"} and len(args) > 1:
         name, args = f"{name} {args[1]}", args[2:]
     else:
         args = args[1:]

@@ -6,6 +6,7 @@ a group file lists its schema first in its defaults list and then only overrides
     conf/policy/default.yaml    - schema                  atr.policy.config.PolicyConfig
     conf/serve/default.yaml     - schema                  serving.settings.Settings
     conf/monitor/default.yaml   - rule_schema@rule        atr.monitor.drift_rule.DriftRule
+                                - leak_schema@leak        atr.monitor.leak_rate.LeakRule
 
 Each dataclass holds its defaults (tests and library code build it without Hydra); a YAML
 default would be a second copy. Misspelt keys and wrong types fail at composition, naming
@@ -18,6 +19,7 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 
 from atr.monitor.drift_rule import DriftRule
+from atr.monitor.leak_rate import LeakRule
 from atr.policy.config import PolicyConfig
 from atr.structured import schema_node
 from serving.settings import Settings
@@ -27,6 +29,7 @@ SCHEMAS: tuple[tuple[str, str, type], ...] = (
     ("policy", "schema", PolicyConfig),
     ("serve", "schema", Settings),
     ("monitor", "rule_schema", DriftRule),
+    ("monitor", "leak_schema", LeakRule),
 )
 
 

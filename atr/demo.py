@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from atr.config import compose, merge_overrides, only, runtime_overrides
 from atr.demo_service import ServiceProcess
+from atr.demo_stages import leak_pass, note_leaks, recalibration_stages, safety_summary
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list]
         sent += n
         labels += int(summary.get("feedback", {}).get("stored", 0))
         mon = _monitor(cfg)
+        note_leaks(mon, timeline, t0, sent)
         state = mon["scanners"].get(d.scanner_b, {})
         timeline["monitor"].append({"t": time.time() - t0, "items_after_onset": sent,
                                     "embedding": state.get("embedding"),
@@ -166,12 +168,18 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
         timeline["events"].append({"t": time.time() - t0,
                                    "event": f"v{gate2['challenger']} approved + serving"})
         with progress.stage("scanner B on the line (v2)"):
+            # labels keep coming back: they are what recalibration certifies a threshold on
             phases["C"] = _phase_line(cfg, service.url,
                                       {"scanner": d.scanner_b, "count": d.items_c},
                                       seed=int(d.seed) + 50_000, prefix="demo-c",
-                                      feedback=False)
+                                      feedback=True)
+            leak_pass(cfg, timeline, t0, int(d.drift_items) + int(d.items_c))
+        recal = recalibration_stages(cfg, service.url, progress, phases, timeline, t0)
     figures = phase_figures(phases["A"], drift["chunks"], phases["C"],
                             float(d.target_leak_rate))
+    figures["safety"] = safety_summary(phases, drift, timeline, float(d.target_leak_rate),
+                                       str(d.scanner_b))
+    figures["recalibration"] = recal
     summary = {
         "minutes": round((time.time() - t0) / 60, 2),
         "v1": gate1["challenger"], "v2": gate2["challenger"], "gate_v2": gate2["verdict"],

@@ -21,6 +21,8 @@ DEMO_STAGES = (
     "v2: frontline batch + DVC pipeline + gate",
     "v2: hot swap",
     "scanner B on the line (v2)",
+    "recalibration: scanner B's threshold from frontline labels + gate",
+    "recalibrated version: hot swap + scanner B on the line",
     "report",
 )
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from atr.demo_safety import safety_plot
 from atr.line.metrics import clear_rate_at_leak, truth_metrics
 
 # low_risk: the definition (paper_only | no_threat) the served model's CLEAR was calibrated
@@ -112,7 +113,20 @@ def write_report(out_dir: Path, summary: dict[str, Any], phases: dict[str, Any],
     monitor = [{**m, "item_index": onset + m["items_after_onset"]} for m in timeline["monitor"]]
     boundaries.append((len(records), "v2 approved"))
     records += phases["C"]["records"]
+    if "D" in phases:
+        boundaries.append((len(records), "recalibrated"))
+        records += phases["D"]["records"]
     plot = timeline_plot(records, monitor, boundaries)
+    safety = summary.get("safety") or {}
+    safety_png = _png(safety_plot(records, _per_scanner_index(safety, records),
+                                  float(summary["target_leak_rate"]))) if safety else ""
+    safety_rows = "".join(
+        f"<tr><td>{html.escape(sc)}</td><td>{st['first_item']}</td><td>{st['items']}</td>"
+        f"<td>{'+'.join(st['versions'])}</td><td>{_fmt(st['auto_clear_rate'])}</td>"
+        f"<td>{st['leaks']}</td><td>{_fmt(st['leak_rate'])}</td>"
+        f"<td>{_fmt(st['leak_rate_upper'])}</td><td>{st['threats_cleared']}</td>"
+        f"<td>{st['audits']}</td><td>{st['safe_mode']}</td></tr>"
+        for sc, fig in (safety.get("scanners") or {}).items() for st in fig["stages"])
     rows = "".join(f"<tr><td>{html.escape(s)}</td>" + "".join(
         f"<td>{_fmt(v)}</td>" for v in figs.values()) + "</tr>"
         for s, figs in summary["stages"].items())
@@ -130,9 +144,22 @@ under): <b>{html.escape(str(summary.get('low_risk') or 'n/a'))}</b>.</p>
 <h2>Figures per stage (line items, truth from the simulator)</h2>
 <table><tr><th>stage</th>{head}</tr>{rows}</table>
 <h2>Over time</h2><img src="data:image/png;base64,{plot}" width="100%">
+<h2>Safety per scanner, in stages of 250 items</h2>
+<p>The leak bound as the line kept it: true leak rate (simulator truth) per stage with its
+95 % Clopper–Pearson bound, threat items cleared, audits, would-be CLEARs held by safe mode.
+Threat items cleared over the run: <b>{safety.get('threats_cleared', 'n/a')}</b>.</p>
+<table><tr><th>scanner</th><th>first item</th><th>items</th><th>versions</th><th>clear rate</th>
+<th>leaks</th><th>leak rate</th><th>upper</th><th>threats cleared</th><th>audits</th>
+<th>safe mode</th></tr>{safety_rows}</table>
+{f'<img src="data:image/png;base64,{safety_png}" width="100%">' if safety_png else ''}
 <h2>Gate of v{summary['v2']}</h2><pre>{html.escape(gate_md)}</pre>
 <h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=2, default=str))}</pre>
 </body></html>"""
     path = out_dir / "report.html"
     path.write_text(doc)
     return path
+
+
+def _per_scanner_index(safety: dict[str, Any], records: list[dict[str, Any]]) -> list[dict]:
+    """The live leak points, at the index of their scanner's items (the plot's x axis)."""
+    return [p for p in safety.get("leak_monitor") or [] if p.get("item_index") is not None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -35,11 +37,19 @@ async def model_info(request: Request) -> JSONResponse:
         return JSONResponse({"detail": "no model loaded", "alias": state.settings.alias,
                              "last_error": models.last_error, "shadow": shadow},
                             status_code=503)
+    state.line.refresh()
+    policy = models.current.policy
     return JSONResponse({**models.current.describe(), "shadow": shadow,
-                         "last_error": models.last_error})
+                         "last_error": models.last_error,
+                         "clear_threshold": None if policy.clears_nothing
+                         else policy.clear_threshold,
+                         "scanner_clear_thresholds": dict(policy.scanner_clear_thresholds),
+                         "line": state.line.describe(policy)})
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     state: ServiceState = request.app.state.svc
+    await asyncio.get_running_loop().run_in_executor(None, state.line.refresh)
+    state.metrics.set_line_state(state.line.stored, state.line.leaks)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -33,6 +33,8 @@ async def _one(state: ServiceState, item: Any, started: float) -> tuple[int, dic
     except StoreUnavailable as exc:
         row, status = exc.row, 503  # INSPECT, but not acknowledged as stored
     state.metrics.decisions.labels(decision=row["decision"]).inc()
+    if status == 200:
+        state.metrics.count_line(row)
     if row["reason"] in FAILSAFE_REASONS or status != 200:
         state.metrics.failsafe.labels(reason=row["reason"]).inc()
     return status, {**public(row), "stored": status == 200}

@@ -14,13 +14,13 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving import api_feedback, api_ops, api_scans
+from serving import api_feedback, api_ops, api_safe_mode, api_scans
 from serving.settings import Settings
 from serving.state import ServiceState
 
 # Metric label per known path; anything else is "other" (no label per random URL).
 ENDPOINTS = frozenset({"/v1/scans", "/v1/scans/batch", "/v1/feedback", "/v1/model",
-                       "/health", "/ready", "/metrics"})
+                       "/health", "/ready", "/metrics", "/v1/scanners"})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.svc = state
 
     app.add_middleware(RequestMetrics, state=state)
-    for module in (api_scans, api_feedback, api_ops):
+    for module in (api_scans, api_feedback, api_ops, api_safe_mode):
         app.include_router(module.router)
     return app
 

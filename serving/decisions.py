@@ -1,8 +1,11 @@
 """One micro-batch from images to stored decisions: score on the model read once for the
-whole batch, apply its policy, build the prediction rows, group-commit them.
+whole batch, apply its policy (per-scanner thresholds), then the line's rules
+(atr.policy.line_rules: plausibility, audit, safe mode), build the prediction rows.
 
 Runs in the scoring thread. Every item leaves with a decision: an item that could not be
-scored is INSPECTed with a reason code, never CLEARed (fail-safe).
+scored is INSPECTed with a reason code, never CLEARed (fail-safe). Each row records what
+makes a release explainable after the fact: the policy's own decision (`would_be`), the
+threshold applied, the scanner's state, whether it was an audit, the plausibility figures.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from atr.package.plausibility import assess
+
 # The fail-safe reason codes (each sends the item to INSPECT) are atr.package.reasons',
 # shared with the pyfunc; the ones this module does not use itself are re-exported for
 # the request side (scan_service, api_scans).
@@ -27,6 +32,8 @@ from atr.package.reasons import IMAGE_UNREADABLE as IMAGE_UNREADABLE
 from atr.package.reasons import MODEL_ERROR, NO_MODEL
 from atr.package.reasons import TIMEOUT as TIMEOUT
 from atr.policy.decision import Decision
+from atr.policy.line_rules import line_decision
+from serving.line_state import LineState
 from serving.model_source import LoadedModel
 
 log = logging.getLogger("serving.decisions")
@@ -49,6 +56,7 @@ class PendingScan:
     failure: str | None = None  # reason code decided before scoring (unreadable, too large)
     image_ref: str | None = None
     image_stats: dict[str, float] | None = None
+    display: np.ndarray | None = None  # the RGB view the plausibility checks read
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _claimed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -64,8 +72,10 @@ class PendingScan:
 def prediction_row(scan: PendingScan, decision: str, reason: str,
                    model: LoadedModel | None, scores: dict[str, float] | None = None,
                    embedding: list[float] | None = None,
-                   shadow: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `predictions` row (and, less the embedding/stats, the response body)."""
+                   shadow: dict[str, Any] | None = None,
+                   line: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `predictions` row (and, less the embedding/stats, the response body); `line`:
+    would_be, audit, checks, scanner_state, clear_threshold (none for fail-safe rows)."""
     return {
         "request_id": scan.request_id, "item_id": scan.item_id, "scanner_id": scan.scanner_id,
         "created_at": datetime.now(UTC),
@@ -74,6 +84,8 @@ def prediction_row(scan: PendingScan, decision: str, reason: str,
         "decision": decision, "reason": reason, "scores": scores, "embedding": embedding,
         "image_stats": scan.image_stats, "image_ref": scan.image_ref,
         "latency_ms": round((time.monotonic() - scan.started) * 1000.0, 3), "shadow": shadow,
+        "would_be": None, "audit": False, "checks": None, "scanner_state": None,
+        "clear_threshold": None, **(line or {}),
     }
 
 
@@ -95,32 +107,58 @@ def _finite(value: float, digits: int | None = 6) -> float | None:
     return round(value, digits) if digits is not None else float(f"{value:.6g}")
 
 
-def score_batch(model: LoadedModel, images: list[np.ndarray]
+def score_batch(model: LoadedModel, images: list[np.ndarray], scanner_ids: list[str]
                 ) -> tuple[list[dict[str, float]], np.ndarray, list[str], list[str]]:
     """(scores per item, embeddings, decisions, reasons) for images on one model."""
     scores, emb = model.scorer.score_images(images)
-    decisions, reasons = model.policy.decide(scores)
+    decisions, reasons = model.policy.decide(scores, scanner_ids)
     outputs = model.scorer.outputs
     per_item = [{o: _finite(s) for o, s in zip(outputs, row, strict=True)}
                 for row in scores.tolist()]
     return per_item, emb, [d.value for d in decisions], list(reasons)
 
 
-def shadow_results(shadow: LoadedModel | None, images: list[np.ndarray]) -> list[Any]:
+def shadow_results(shadow: LoadedModel | None, images: list[np.ndarray],
+                   scanner_ids: list[str]) -> list[Any]:
     """The challenger's verdict per image, for Prediction.shadow only (never the decision)."""
     if shadow is None or not images:
         return [None] * len(images)
     try:
-        scores, _, decisions, reasons = score_batch(shadow, images)
+        scores, _, decisions, reasons = score_batch(shadow, images, scanner_ids)
     except Exception as exc:  # a broken challenger must not touch the line
         return [{"version": shadow.version, "error": str(exc)[:200]}] * len(images)
     return [{"name": shadow.name, "version": shadow.version, "scores": s, "decision": d,
              "reason": r} for s, d, r in zip(scores, decisions, reasons, strict=True)]
 
 
+def line_fields(scan: PendingScan, decision: str, reason: str, model: LoadedModel,
+                embedding: np.ndarray, line: LineState | None,
+                check_plausibility: bool) -> tuple[str, str, dict[str, Any]]:
+    """The line's rules on one scored item: (decision, reason, the row's line fields)."""
+    checks, implausible, blank = None, None, False
+    if check_plausibility and scan.display is not None:
+        found = assess(model.scorer.plausibility, scan.display,
+                       tuple(scan.image.shape[:2]), embedding)  # type: ignore[union-attr]
+        checks, implausible, blank = found.to_record(), found.check, found.blank
+    drawn, draw = (line.audits.draw(scan.scanner_id, scan.item_id) if line is not None
+                   else (False, None))
+    cause = line.safe_mode(scan.scanner_id, model.policy) if line is not None else None
+    out = line_decision(decision, reason, implausible=implausible, blank=blank,
+                        audit_drawn=drawn, safe_mode=cause is not None,
+                        fallback=line.settings.safe_mode_fallback if line else "REVIEW")
+    fields = {"would_be": {"decision": decision, "reason": reason, "audit_draw": draw,
+                           "safe_mode_cause": cause},
+              "audit": out.audit, "checks": checks,
+              "scanner_state": "safe_mode" if cause is not None else "normal",
+              "clear_threshold": _finite(model.policy.threshold_for(scan.scanner_id))}
+    return out.decision, out.reason, fields
+
+
 def decide_batch(batch: list[PendingScan], model: LoadedModel | None,
-                 shadow: LoadedModel | None, embedding_dims: int) -> list[dict[str, Any]]:
-    """A row per item of the batch (in order), decided on `model`."""
+                 shadow: LoadedModel | None, embedding_dims: int,
+                 line: LineState | None = None,
+                 check_plausibility: bool = True) -> list[dict[str, Any]]:
+    """A row per item of the batch (in order), decided on `model`, then the line's rules."""
     rows: list[dict[str, Any] | None] = [None] * len(batch)
     todo = [i for i, scan in enumerate(batch) if scan.failure is None]
     for i, scan in enumerate(batch):
@@ -130,16 +168,27 @@ def decide_batch(batch: list[PendingScan], model: LoadedModel | None,
             rows[i] = failsafe_row(scan, NO_MODEL, None)
     if model is not None and todo:
         images = [batch[i].image for i in todo]
+        ids = [batch[i].scanner_id for i in todo]
+        if line is not None:
+            line.refresh()
         try:
-            scores, emb, decisions, reasons = score_batch(model, images)  # type: ignore[arg-type]
+            scores, emb, decisions, reasons = score_batch(model, images, ids)  # type: ignore[arg-type]
         except Exception:
             log.exception("model v%s failed on a batch of %d", model.version, len(todo))
             for i in todo:
                 rows[i] = failsafe_row(batch[i], MODEL_ERROR, model)
         else:
-            shadows = shadow_results(shadow, images)  # type: ignore[arg-type]
+            shadows = shadow_results(shadow, images, ids)  # type: ignore[arg-type]
             for k, i in enumerate(todo):
+                try:
+                    decision, reason, fields = line_fields(
+                        batch[i], decisions[k], reasons[k], model, emb[k], line,
+                        check_plausibility)
+                except Exception:  # a rule that cannot be applied never lets it clear
+                    log.exception("line rules failed on item %s", batch[i].item_id)
+                    rows[i] = failsafe_row(batch[i], MODEL_ERROR, model)
+                    continue
                 rows[i] = prediction_row(
-                    batch[i], decisions[k], reasons[k], model, scores[k],
-                    compact_embedding(emb[k], embedding_dims), shadows[k])
+                    batch[i], decision, reason, model, scores[k],
+                    compact_embedding(emb[k], embedding_dims), shadows[k], fields)
     return [r for r in rows if r is not None]

@@ -29,6 +29,22 @@ class ServiceMetrics:
         self.swap_failures = Counter("atr_model_swap_failures_total",
                                      "Candidate versions refused (old model kept)", ["role"],
                                      registry=r)
+        # The line's rules: the audit share is audits / would_clear per scanner.
+        self.would_clear = Counter("atr_would_clear_total",
+                                   "Items the policy would CLEAR, by scanner", ["scanner"],
+                                   registry=r)
+        self.audits = Counter("atr_audits_total", "Would-be CLEARs sent to INSPECT as audits",
+                              ["scanner"], registry=r)
+        self.implausible = Counter("atr_implausible_total",
+                                   "Items whose image failed a plausibility check",
+                                   ["check"], registry=r)
+        self.safe_mode_held = Counter("atr_safe_mode_decisions_total",
+                                      "Would-be CLEARs held back by safe mode", ["scanner"],
+                                      registry=r)
+        self.safe_mode = Gauge("atr_safe_mode", "1 while a scanner is in stored safe mode",
+                               ["scanner", "cause"], registry=r)
+        self.leak = Gauge("atr_leak", "Live leak monitor figures (atr monitor), by scanner "
+                          "and model version", ["scanner", "version", "figure"], registry=r)
         self.batch_size = Histogram("atr_batch_size", "Images per ONNX run (micro-batch)",
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
 
@@ -39,6 +55,33 @@ class ServiceMetrics:
                 self.model_info.remove(*labels)
         if version is not None:
             self.model_info.labels(name=name, version=version, role=role).set(1)
+
+    def count_line(self, row: dict) -> None:
+        """The line-rule counters for one stored decision."""
+        would = row.get("would_be") or {}
+        scanner = str(row.get("scanner_id"))
+        if would.get("decision") == "CLEAR":
+            self.would_clear.labels(scanner=scanner).inc()
+        if row.get("audit"):
+            self.audits.labels(scanner=scanner).inc()
+        reason = str(row.get("reason") or "")
+        if reason.startswith("image_implausible:"):
+            self.implausible.labels(check=reason.split(":", 1)[1]).inc()
+        elif reason == "safe_mode":
+            self.safe_mode_held.labels(scanner=scanner).inc()
+
+    def set_line_state(self, stored: dict, leaks: list) -> None:
+        """Gauges from the shared store's state, refreshed at each scrape."""
+        self.safe_mode.clear()
+        for scanner, state in stored.items():
+            self.safe_mode.labels(scanner=scanner, cause=str(state.get("cause"))).set(1)
+        self.leak.clear()
+        for est in leaks:
+            for figure in ("audits", "leaks", "rate", "upper", "statistic", "alarm"):
+                value = est.get(figure)
+                if value is not None:
+                    self.leak.labels(scanner=est["scanner_id"], version=est["model_version"],
+                                     figure=figure).set(float(value))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from serving.metrics import ServiceMetrics
 from serving.model_source import LoadedModel, ModelSource
@@ -34,6 +36,8 @@ class ModelManager:
         self.shadow: LoadedModel | None = None
         self.last_error: str | None = None
         self._failed: dict[tuple[str, str], float] = {}
+        # Called (in the poller thread) with each new champion, after the swap.
+        self.on_champion: list[Callable[[LoadedModel], Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -95,6 +99,11 @@ class ModelManager:
         self.metrics.set_model(role, model.name, model.version)
         log.warning("serving %s %s v%s (was v%s)", role, model.name, model.version,
                     old.version if old else None)
+        for hook in self.on_champion if role == "champion" else ():
+            try:
+                hook(model)
+            except Exception:  # the swap stands; the hook's own state says what failed
+                log.exception("after the swap to v%s", model.version)
 
     def _note(self, message: str) -> None:
         if message != self.last_error:  # once per distinct problem, not once per poll

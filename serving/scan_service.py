@@ -37,6 +37,7 @@ from serving.decisions import (
     decide_batch,
     failsafe_row,
 )
+from serving.line_state import LineState
 from serving.model_manager import ModelManager
 from serving.recorder import PredictionRecorder
 from serving.settings import Settings
@@ -60,8 +61,9 @@ class StoreUnavailable(RuntimeError):
 
 class ScanService:
     def __init__(self, settings: Settings, models: ModelManager, recorder: PredictionRecorder,
-                 images: ImageStore) -> None:
+                 images: ImageStore, line: LineState | None = None) -> None:
         self.settings = settings
+        self.line = line
         self.models = models
         self.recorder = recorder
         self.images = images
@@ -82,7 +84,8 @@ class ScanService:
         todo = [scan for scan in batch if scan.failure is None and scan.image is None]
         for scan in todo:
             self._decode(scan, model)
-        return decide_batch(batch, model, shadow, self.settings.embedding_dims)
+        return decide_batch(batch, model, shadow, self.settings.embedding_dims, self.line,
+                            self.settings.plausibility)
 
     # --- commit thread: images, then rows, durably ---------------------------------------
     def _commit_batch(self, batch: list[PendingScan], rows: list[dict[str, Any]]
@@ -94,7 +97,7 @@ class ScanService:
             row["image_ref"] = scan.image_ref
         self.recorder.write([row for _, row in mine])  # raises -> every handler answers 503
         for scan, _ in mine:
-            scan.data = scan.image = None  # replies need neither
+            scan.data = scan.image = scan.display = None  # replies need none of them
         return {row["request_id"]: row for _, row in mine}
 
     def _store_images(self, scans: list[PendingScan]) -> None:
@@ -128,8 +131,8 @@ class ScanService:
             log.exception("decoder failed on item %s", scan.item_id)
             scan.failure = IMAGE_UNREADABLE
             return
-        scan.image_stats = image_stats(
-            model.scorer.preprocess.display(scan.image) if model else scan.image)
+        scan.display = model.scorer.preprocess.display(scan.image) if model else scan.image
+        scan.image_stats = image_stats(scan.display)
 
     # --- event loop ---------------------------------------------------------------------
     async def decide(self, item: ScanInput, started: float) -> dict[str, Any]:

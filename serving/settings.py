@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 API_KEYS_ENV = "ATR_API_KEYS"
+OPERATOR_KEYS_ENV = "ATR_OPERATOR_KEYS"
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,41 @@ class Settings:
     decode_ahead: bool = True
     # Keys for POST /v1/feedback (header X-API-Key); ATR_API_KEYS=a,b adds more
     api_keys: tuple[str, ...] = field(default_factory=tuple)
+    # Keys for the operator's calls (safe mode on/off); ATR_OPERATOR_KEYS=a,b adds more
+    operator_keys: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
+    # --- the line's rules (atr/policy/line_rules.py) -------------------------------------
+    # Share of would-be CLEARs sent to INSPECT as random audits (the only unbiased sample
+    # of what CLEAR releases), per scanner in audit_shares, else audit_share; the draw is
+    # keyed by audit_seed (keep it secret from the line). A scanner's own share is added
+    # with a `+`: atr serve +serve.audit_shares.letter_80kv=0.05
+    audit_share: float = 0.02
+    audit_shares: dict[str, float] = field(default_factory=dict)
+    audit_seed: int = 0
+    # What a scanner in safe mode gets instead of CLEAR: REVIEW (default) or INSPECT
+    safe_mode_fallback: str = "REVIEW"
+    # A scanner the champion's calibration does not certify is in safe mode
+    uncovered_safe_mode: bool = True
+    state_poll_seconds: float = 2.0  # how often the stored safe-mode flags are re-read
+    plausibility: bool = True  # no CLEAR without evidence in the image
 
     def __post_init__(self) -> None:
         # A composed config gives a list: kept as a tuple, so that settings built either
         # way compare equal.
         object.__setattr__(self, "api_keys", tuple(str(k) for k in self.api_keys or ()))
+        object.__setattr__(self, "operator_keys",
+                           tuple(str(k) for k in self.operator_keys or ()))
+        object.__setattr__(self, "audit_shares",
+                           {str(k): float(v) for k, v in dict(self.audit_shares or {}).items()})
+        for name, share in {"audit_share": self.audit_share, **{
+                f"audit_shares.{k}": v for k, v in self.audit_shares.items()}}.items():
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"serve.{name} must be in [0, 1], got {share}")
+        if self.safe_mode_fallback not in ("REVIEW", "INSPECT"):
+            raise ValueError("serve.safe_mode_fallback must be REVIEW or INSPECT, got "
+                             f"{self.safe_mode_fallback!r}")
+        if self.state_poll_seconds <= 0:
+            raise ValueError("serve.state_poll_seconds must be > 0")
         if self.max_batch < 1:
             raise ValueError(f"serve.max_batch must be >= 1, got {self.max_batch}")
         if self.timeout_ms <= 0 or self.max_wait_ms < 0 or self.poll_seconds <= 0:
@@ -69,8 +99,16 @@ class Settings:
     def all_api_keys(self) -> frozenset[str]:
         """Configured keys plus those in $ATR_API_KEYS (comma-separated; read at each call so
         a key can be rotated by restarting with a new environment, not a new config)."""
-        env = [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",")]
-        return frozenset(k for k in (*self.api_keys, *env) if k)
+        return _keys(self.api_keys, API_KEYS_ENV)
+
+    def all_operator_keys(self) -> frozenset[str]:
+        """Operator keys: configured plus $ATR_OPERATOR_KEYS (read at each call)."""
+        return _keys(self.operator_keys, OPERATOR_KEYS_ENV)
+
+
+def _keys(configured: tuple[str, ...], env_name: str) -> frozenset[str]:
+    env = [k.strip() for k in os.environ.get(env_name, "").split(",")]
+    return frozenset(k for k in (*configured, *env) if k)
 
 
 def settings_from_cfg(cfg: Any) -> Settings:

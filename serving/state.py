@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atr.store.image_store import ImageStore
+from serving.line_state import LineState
 from serving.metrics import ServiceMetrics
 from serving.model_manager import ModelManager
 from serving.recorder import PredictionRecorder
@@ -20,6 +21,7 @@ class ServiceState:
     recorder: PredictionRecorder
     images: ImageStore
     scans: ScanService
+    line: LineState
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceState:
@@ -27,5 +29,7 @@ class ServiceState:
         models = ModelManager(settings, metrics)
         recorder = PredictionRecorder(settings.prediction_db)
         images = ImageStore(settings.image_store)
-        scans = ScanService(settings, models, recorder, images)
-        return cls(settings, metrics, models, recorder, images, scans)
+        line = LineState(settings, recorder.sessions)
+        models.on_champion.append(lambda m: line.on_champion(m.version, m.policy))
+        scans = ScanService(settings, models, recorder, images, line)
+        return cls(settings, metrics, models, recorder, images, scans, line)

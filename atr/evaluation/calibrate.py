@@ -1,7 +1,8 @@
 """The pipeline's `evaluate` stage: calibrate a package's policy, then evaluate it.
 
     calib split -> policy.json (into the package; triage only when the split is too small)
-    val split   -> reference.parquet (into the package; the drift monitor's baseline)
+    val split   -> reference.parquet (into the package; the drift monitor's baseline) and
+                   plausibility.json (what an image must show before it may CLEAR)
     test split  -> metrics.json + plots (into evaluate.out_dir)
     package.json (sha256 of every package file) last, once the package is complete.
 
@@ -21,9 +22,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from atr.evaluation import plots
+from atr.evaluation.plausibility_fit import measure_cost, write_package_spec
 from atr.evaluation.report import report_from_frame
 from atr.evaluation.scoring import add_decisions, load_dataset, score_dataset, score_matrix
-from atr.package.layout import MANIFEST_FILE, POLICY_FILE, REFERENCE_FILE
+from atr.package.layout import MANIFEST_FILE, PLAUSIBILITY_FILE, POLICY_FILE, REFERENCE_FILE
 from atr.package.manifest import atomic_write_text, write_package_manifest
 from atr.package.onnx_scorer import load_scorer
 
@@ -38,13 +40,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from atr.policy.calibration import calibrate_policy
     from atr.policy.config import PolicyConfig
     from atr.policy.scanner_coverage import scanner_coverage
+    from atr.policy.scanner_thresholds import certify_scanner_thresholds
 
     ev = cfg.evaluate
     package, dataset_dir, out_dir = Path(ev.package_dir), Path(ev.dataset), Path(ev.out_dir)
     batch_size = int(ev.batch_size)
     # A policy, drift reference or digest list left from an earlier run must not
     # survive a failed calibration of this one: a stale policy.json would be trusted.
-    for stale in (POLICY_FILE, REFERENCE_FILE, MANIFEST_FILE):
+    for stale in (POLICY_FILE, REFERENCE_FILE, PLAUSIBILITY_FILE, MANIFEST_FILE):
         if (package / stale).exists():
             log.info("removing %s before recalibrating", package / stale)
             (package / stale).unlink()
@@ -63,11 +66,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     policy = calibrate_policy(calib_scores, low_risk, calib[threats].to_numpy(), outputs,
                               policy_cfg)
     if "scanner_id" in calib.columns:
-        coverage, uncovered = scanner_coverage(
-            calib_scores, low_risk,
-            calib[threats].to_numpy().any(axis=1), calib["scanner_id"].tolist(), policy,
-            policy_cfg,
-        )
+        evidence = (calib_scores, low_risk, calib[threats].to_numpy().any(axis=1),
+                    calib["scanner_id"].tolist(), policy, policy_cfg)
+        coverage, uncovered = scanner_coverage(*evidence)
+        # a scanner the mix's bound does not speak for gets its own, stricter threshold
+        # when its items certify one (atr.policy.scanner_thresholds)
+        if certify_scanner_thresholds(*evidence, coverage):
+            coverage, uncovered = scanner_coverage(*evidence)
         policy.calibration["scanners"] = coverage
         policy.warnings.extend(uncovered)
     atomic_write_text(package / POLICY_FILE, policy.to_json() + "\n")
@@ -76,10 +81,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     val = add_decisions(score_dataset(scorer, dataset, ["val"], batch_size), policy, outputs)
     val.to_parquet(package / REFERENCE_FILE, index=False)
+    plausibility = write_package_spec(scorer, dataset, val, package / PLAUSIBILITY_FILE)
 
     split = str(ev.split)
     test = add_decisions(score_dataset(scorer, dataset, [split], batch_size), policy, outputs)
     report = report_from_frame(test, policy, outputs)
+    cost = measure_cost(scorer, dataset, plausibility, test)  # CLEARs it sends away
     metrics = {
         "package": str(package.resolve()),
         "dataset": str(dataset_dir.resolve()),
@@ -88,6 +95,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         "calibration": policy.calibration,
         "policy_warnings": list(policy.warnings),
+        "plausibility": cost,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / METRICS_FILE, json.dumps(metrics, indent=2, default=_plain) + "\n")
@@ -104,6 +112,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "package": str(package),
         "policy": str(package / POLICY_FILE),
         "reference": str(package / REFERENCE_FILE),
+        "plausibility": str(package / PLAUSIBILITY_FILE),
         "metrics": str(out_dir / METRICS_FILE),
         "plots": [str(p) for p in figures],
         "package_files": sorted(manifest["files"]),
@@ -112,6 +121,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         f"{split}_leak_rate": pol["leak_rate"],
         f"{split}_leak_rate_upper": pol["leak_rate_upper"],
         f"{split}_macro_auroc": report["macro_auroc"],
+        f"{split}_plausibility": {k: v for k, v in cost.items() if k != "spec"},
         "warnings": list(policy.warnings),
     }
 

@@ -35,6 +35,8 @@ def report_from_frame(frame: pd.DataFrame, policy: Any, outputs: list[str]) -> d
         score_matrix(frame, outputs),
         frame[outputs[0]].to_numpy(),
         frame[threats].to_numpy().reshape(len(frame), len(threats)),
+        scanner_ids=frame["scanner_id"].astype(str).tolist() if "scanner_id" in frame
+        else None,
     )
     return {"low_risk": policy.low_risk, "policy_mode": policy.mode, "policy": report,
             **ranking_metrics(frame, outputs)}

@@ -93,8 +93,10 @@ def score_dataset(
 
 
 def add_decisions(frame: pd.DataFrame, policy: Any, outputs: Sequence[str]) -> pd.DataFrame:
-    """Columns `decision` and `reason` from the package's policy (a copy of frame)."""
-    decisions, reasons = policy.decide(score_matrix(frame, outputs))
+    """Columns `decision` and `reason` from the package's policy (a copy of frame), with
+    the per-scanner clear thresholds of a recalibrated policy where the frame has scanners."""
+    scanners = frame["scanner_id"].astype(str).tolist() if "scanner_id" in frame else None
+    decisions, reasons = policy.decide(score_matrix(frame, outputs), scanners)
     out = frame.copy()
     out["decision"] = [str(d) for d in decisions]
     out["reason"] = reasons

@@ -7,8 +7,9 @@ positives; an item it knows nothing about gets no verdict: `no_truth`). Only a s
 of them comes back (`feedback_share`), as in an office where not every outcome is keyed
 in. Customs also opens a random share of CLEARed parcels
 (post-clearance audit, `audit_share`): without it a model that wrongly clears a new kind
-of item would never be told. Feedback is sent after the timed run so it never loads
-the service while latency is being measured.
+of item would never be told. Items the service itself chose for an audit (reason `audit`)
+are always opened and answered with the truth, as inspectors would. Feedback is sent after
+the timed run so it never loads the service while latency is being measured.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def choose(records: Sequence[dict[str, Any]], share: float, seed: int,
             raise ValueError(f"line.{name} must be in [0, 1], got {value}")
     draws = np.random.default_rng([seed, 0xFEED]).random(len(records))
     return [i for i, r in enumerate(records) if r["decision"] in SOURCES
-            and draws[i] < (audit_share if r["decision"] == "CLEAR" else share)]
+            and (r.get("reason") == "audit"
+                 or draws[i] < (audit_share if r["decision"] == "CLEAR" else share))]
 
 
 def body(parcel: Parcel, decision: str, who: str, taxonomy: Taxonomy) -> dict[str, Any]:
@@ -80,6 +82,7 @@ async def send_feedback(
     errors = [e for _, _, e in results if e]
     return {
         "eligible": sum(1 for r in records if r["decision"] != "CLEAR"),
+        "audits_answered": sum(1 for i in picked if records[i].get("reason") == "audit"),
         "sent": len(results),
         "no_truth": len(chosen) - len(picked),
         "stored": len(results) - len(errors),

@@ -10,6 +10,11 @@ scores it answers with), judged on the simulator's complete truth:
 - threats_cleared: items with a threat CLEARed (the worst leak);
 - threat_recall_inspect: share of threat items sent to physical INSPECTion;
 - analyst_load: share of items sent to an image analyst (REVIEW);
+- audits / audit_share: would-be CLEARs the service sent to INSPECT as random audits, and
+  their share of the would-be CLEARs the line can see (CLEAR + audit + safe_mode answers);
+- safe_mode: would-be CLEARs held back because the scanner was in safe mode;
+  implausible: items whose image failed a plausibility check;
+- leak_rate_upper, threats_cleared_share(_upper): one-sided 95 % Clopper–Pearson bounds;
 - clear_rate_at_leak: the model's ranking at a leak rate, whatever the policy does:
   share of low-risk (and of paper-only) items whose clear score beats all but the allowed
   share of the items not low risk (the threshold set on the block's own truth, as an
@@ -118,6 +123,28 @@ def truth_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                        len(threat)),
         "analyst_load": _rate(sum(1 for r in done if r["decision"] == "REVIEW"), len(done)),
         "inspect_rate": _rate(sum(1 for r in done if r["decision"] == "INSPECT"), len(done)),
+        **line_rule_counts(done, leaks, len(done) - len(low), len(threat)),
+    }
+
+
+def line_rule_counts(done: Sequence[dict[str, Any]], leaks: int, not_low: int,
+                     threat_items: int) -> dict[str, Any]:
+    """What the service's own rules did (from the answers' reasons), and the bounds."""
+    from atr.policy.bounds import clopper_pearson
+
+    reasons = Counter(str(r.get("reason")) for r in done)
+    audits, held = reasons.get("audit", 0), reasons.get("safe_mode", 0)
+    cleared = sum(1 for r in done if r["decision"] == "CLEAR")
+    threats_cleared = sum(1 for r in done if r["threats"] and r["decision"] == "CLEAR")
+    return {
+        "audits": audits,
+        "audit_share": _rate(audits, audits + held + cleared),
+        "safe_mode": held,
+        "implausible": sum(n for k, n in reasons.items() if k.startswith("image_implausible")),
+        "leak_rate_upper": clopper_pearson(leaks, not_low).upper if not_low else None,
+        "threats_cleared_share": _rate(threats_cleared, threat_items),
+        "threats_cleared_share_upper": clopper_pearson(threats_cleared, threat_items).upper
+        if threat_items else None,
     }
 
 

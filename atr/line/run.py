@@ -117,11 +117,14 @@ def simulate(cfg: DictConfig) -> dict[str, Any]:
         **summarise(phases, parcels, shots, records, wall_s,
                     None if line.target_leak_rate is None else float(line.target_leak_rate)),
     }
-    if line.feedback:
+    # The service's own audits are always opened and answered, even without feedback.
+    audits = any(r.get("reason") == "audit" for r in records)
+    if line.feedback or (audits and line.api_key):
+        on = bool(line.feedback)
         summary["feedback"] = asyncio.run(fb.send_feedback(
-            url, parcels, records, share=float(line.feedback_share), seed=int(line.seed),
-            api_key=line.api_key, who=str(line.who), timeout_s=timeout,
-            audit_share=float(line.audit_share), taxonomy=taxonomy))
+            url, parcels, records, share=float(line.feedback_share) if on else 0.0,
+            seed=int(line.seed), api_key=line.api_key, who=str(line.who), timeout_s=timeout,
+            audit_share=float(line.audit_share) if on else 0.0, taxonomy=taxonomy))
     summary["records"] = records
     if line.out:
         out = Path(str(line.out))
@@ -164,6 +167,10 @@ def report_text(summary: dict[str, Any]) -> str:
         lines.append(f"@leak: low-risk ({low_risk}) items cleared at a "
                      f"{100 * o['at_target_leak']['leak_rate']:g} % leak rate, threshold set "
                      "on this run's truth (the policy plays no part)")
+    share = o.get("audit_share")
+    lines.append(f"line rules: {o.get('audits', 0)} audits ({_pct(share).strip()} of would-be "
+                 f"CLEARs), {o.get('safe_mode', 0)} held by safe mode, "
+                 f"{o.get('implausible', 0)} implausible images")
     if "feedback" in summary:
         f = summary["feedback"]
         lines.append(f"feedback: {f['stored']}/{f['sent']} stored {f['by_source']}"

@@ -1,7 +1,13 @@
 """`atr monitor`: one pass over the prediction store, per scanner:
 
     windows (atr.monitor.windows) -> drift scores (drift_scores) -> rule (drift_rule)
-    -> Evidently report of the newest window (report) -> DriftEvent when the rule fires
+    -> Evidently report of the newest window (report) -> DriftEvent when the rule fires,
+       and the scanner into safe mode (cause drift)
+    audited CLEARs -> live leak rate and CUSUM (leak_job, leak_rate) -> LeakEstimate;
+       on an alarm a DriftEvent(kind="leak_rate") and safe mode (cause leak_alarm)
+
+The leak check needs no drift window: a scanner still filling its first window gets its
+leak figures (and, with monitor.report, a leak-only summary.json and MLflow run).
 
     atr monitor                                        # reference: models:/NAME@champion
     atr monitor monitor.reference_path=artifacts/model/reference.parquet
@@ -28,10 +34,13 @@ from sqlalchemy.orm import Session
 from atr.monitor.drift_performance import performance
 from atr.monitor.drift_rule import DriftRule
 from atr.monitor.drift_scores import DriftMethods, window_scores
+from atr.monitor.leak_job import LEAK_KIND, check_leaks, leak_metrics, report_leak
+from atr.monitor.leak_rate import LeakRule
 from atr.monitor.reference import Reference, load_reference
 from atr.monitor.report import build_report, log_to_mlflow, report_dir, save_report
 from atr.monitor.windows import recent_predictions, scanners, sliding_windows
 from atr.store.prediction_store import DriftEvent, open_store
+from atr.store.safe_mode import enter_safe_mode
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     reference = load_reference(cfg)
     methods = DriftMethods.from_cfg(OmegaConf.to_container(mon.methods, resolve=True))
     rule = DriftRule.from_cfg(OmegaConf.to_container(mon.rule, resolve=True))
+    leak_rule = LeakRule.from_cfg(OmegaConf.to_container(mon.leak, resolve=True))
     version = reference.model_version if bool(mon.match_model_version) else None
     size, step = int(mon.window_size), int(mon.window_step)
     sessions = open_store(str(mon.prediction_db))
@@ -49,23 +59,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     with sessions() as session:
         names = list(mon.scanners) if mon.get("scanners") else scanners(session, version)
         for scanner_id in names:
+            leak = check_leaks(session, scanner_id, reference, leak_rule, version)
             frame = recent_predictions(session, scanner_id, size + (rule.consecutive - 1) * step,
                                        reference.outputs, version)
             windows = sliding_windows(frame, size, step, rule.consecutive)
             if not windows:
                 summary["scanners"][scanner_id] = {
-                    "drift": False, "status": f"waiting: {len(frame)} of {size} items"}
+                    "drift": False, "status": f"waiting: {len(frame)} of {size} items",
+                    "leak": leak}
+                if bool(mon.report) and leak.get("audits"):
+                    leak.update(report_leak(cfg, scanner_id, leak))
                 continue
             summary["scanners"][scanner_id] = check_scanner(
-                cfg, session, scanner_id, reference, windows, methods, rule)
-    if bool(mon.trigger_retrain) and any(s.get("new_event") for s in summary["scanners"].values()):
+                cfg, session, scanner_id, reference, windows, methods, rule, leak)
+    if bool(mon.trigger_retrain) and any(s.get("new_event") or s["leak"].get("new_event")
+                                         for s in summary["scanners"].values()):
         summary["retrain"] = _trigger_retrain(cfg, sessions)
     return summary
 
 
 def check_scanner(cfg: DictConfig, session: Session, scanner_id: str, reference: Reference,
-                  windows: Sequence[Any], methods: DriftMethods, rule: DriftRule) -> dict[str, Any]:
-    """Scores of each window, the rule, the report of the newest, an event if it fires."""
+                  windows: Sequence[Any], methods: DriftMethods, rule: DriftRule,
+                  leak: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Scores of each window, the rule, the report of the newest (with the scanner's
+    leak figures), an event and safe mode if it fires."""
     mon = cfg.monitor
     ref = reference.frame
     history = [window_scores(ref, w, methods) for w in windows]
@@ -77,7 +94,7 @@ def check_scanner(cfg: DictConfig, session: Session, scanner_id: str, reference:
         "drift": decision.drift, "kind": decision.kind, "window_items": len(current),
         "window_start": str(start), "window_end": str(end),
         **{s: scores[s] for s in ("embedding", "scores", "decisions", "image_stats")},
-        "consecutive_flagged": decision.flagged, "performance": perf,
+        "consecutive_flagged": decision.flagged, "performance": perf, "leak": leak or {},
     }
     evidence = {"scores": history,
                 "thresholds": dict(rule.thresholds), "consecutive": rule.consecutive,
@@ -101,7 +118,8 @@ def _write_report(cfg: DictConfig, scanner_id: str, reference: Reference, curren
     mon = cfg.monitor
     when = datetime.now(UTC)
     snapshot = build_report(reference.frame, current, methods, dict(rule.thresholds),
-                            metadata={"scanner_id": scanner_id, "result": result})
+                            metadata={"scanner_id": scanner_id, "result": result},
+                            leak=result["leak"])
     paths = save_report(snapshot, report_dir(mon.reports_dir, scanner_id, when),
                         {"scanner_id": scanner_id, "at": when.isoformat(), **result,
                          "evidence": evidence})
@@ -113,6 +131,7 @@ def _write_report(cfg: DictConfig, scanner_id: str, reference: Reference, curren
                         "labelled": perf["labelled"], "leak_rate": perf["leak_rate"],
                         "threat_recall": perf["threat_recall"]})
         metrics.update({f"column.{k}": v for k, v in evidence["scores"][-1]["columns"].items()})
+        metrics.update(leak_metrics(result["leak"]))
         result["mlflow_run_id"] = log_to_mlflow(
             cfg, scanner_id, paths, metrics,
             {"model_version": str(reference.model_version), "drift_kind": str(result["kind"])})
@@ -121,9 +140,11 @@ def _write_report(cfg: DictConfig, scanner_id: str, reference: Reference, curren
 
 def _store_event(session: Session, scanner_id: str, reference: Reference, decision: Any,
                  current: Any, evidence: dict[str, Any], report: str | None) -> dict[str, Any]:
-    """A new DriftEvent, unless one for this scanner is still pending (not handled): a
-    drift that persists until retraining must not queue one retraining per pass."""
-    pending = pending_events(session, scanner_id)
+    """A new DriftEvent and safe mode, unless a drift event for this scanner is still
+    pending (not handled): a drift that persists until retraining must not queue one
+    retraining per pass, nor re-enter the safe mode an operator lifted meanwhile. (A
+    pending leak_rate event is another finding: it does not hold a drift event back.)"""
+    pending = [e for e in pending_events(session, scanner_id) if e.kind != LEAK_KIND]
     if pending:
         return {"event_id": pending[-1].id, "new_event": False}
     event = DriftEvent(
@@ -137,7 +158,11 @@ def _store_event(session: Session, scanner_id: str, reference: Reference, decisi
     )
     session.add(event)
     session.commit()
-    return {"event_id": event.id, "new_event": True}
+    entered = enter_safe_mode(session, scanner_id, "drift", by="atr monitor",
+                              model_version=event.model_version,
+                              detail={"event_id": event.id, "kind": event.kind,
+                                      "score": event.score, "threshold": event.threshold})
+    return {"event_id": event.id, "new_event": True, "safe_mode_entered": entered}
 
 
 def pending_events(session: Session, scanner_id: str | None = None) -> list[DriftEvent]:
@@ -194,8 +219,10 @@ def watch(cfg: DictConfig) -> dict[str, Any]:
             last = run(cfg)
             cycles += 1
             drifted = sorted(k for k, v in last["scanners"].items() if v.get("drift"))
+            leaking = sorted(k for k, v in last["scanners"].items() if v["leak"].get("alarm"))
             print(f"[atr monitor] pass {cycles}: {len(last['scanners'])} scanners, "
-                  f"drift: {', '.join(drifted) or 'none'}", flush=True)
+                  f"drift: {', '.join(drifted) or 'none'}, "
+                  f"leak alarm: {', '.join(leaking) or 'none'}", flush=True)
             stop.wait(float(cfg.monitor.watch_s))
     finally:
         for sig, handler in previous.items():

@@ -6,15 +6,23 @@ decision mix (ValueDrift, Jensen-Shannon on CLEAR/REVIEW/INSPECT) and, when the 
 holds labelled items, performance on them (MeanValue of 1/0 indicator columns: the mean
 is the leak rate / threat recall; the reference side gives the val-split rates).
 
+A last section holds the scanner's live leak figures (atr.monitor.leak_rate: audited
+CLEARs, leaks, Clopper–Pearson bound, the CUSUM against its threshold), as one-value
+metrics whose label carries the counts: they come from the audits, not from the window,
+so no Evidently calculation of the datasets could give them.
+
 Written to <reports_dir>/<scanner>/<timestamp>/: report.html, snapshot.json and
-summary.json (our drift scores, the rule's decision, the performance counts).
+summary.json (our drift scores, the rule's decision, the performance counts, the leak
+figures).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +60,10 @@ def build_report(
     methods: DriftMethods,
     thresholds: dict[str, float | None] | None = None,
     metadata: dict[str, Any] | None = None,
+    leak: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run the report (current first, then reference: Evidently's order); the snapshot."""
+    """Run the report (current first, then reference: Evidently's order); the snapshot.
+    `leak`: the scanner's leak block (atr.monitor.leak_job), shown when it has audits."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import EmbeddingsDrift, MeanValue, ValueDrift
 
@@ -80,6 +90,7 @@ def build_report(
         *[ValueDrift(column=n, method=methods.column_stattest,
                      threshold=thresholds.get("image_stats")) for n in STAT_NAMES],
         *[MeanValue(column=c) for c in perf],
+        *leak_section(leak),
     ]
     report = Report(metrics, metadata=_string_metadata(metadata or {}),
                     tags=["atr-monitor"])
@@ -103,13 +114,60 @@ def report_values(snapshot: Any) -> dict[str, float]:
     return values
 
 
+@lru_cache(maxsize=1)
+def _leak_figure_metric() -> type:
+    # Defined on first use: importing Evidently costs seconds the monitor only pays when
+    # it writes a report. The value is given, so the calculation reads no dataset.
+    from evidently.core.metric_types import SingleValueCalculation, SingleValueMetric
+
+    class LeakFigure(SingleValueMetric):
+        """One live leak figure (atr.monitor.leak_rate); `label` names it with its counts."""
+
+        label: str
+        figure: float
+
+    class LeakFigureCalculation(SingleValueCalculation[LeakFigure]):
+        def calculate(self, context: Any, current_data: Any, reference_data: Any) -> Any:
+            return self.result(self.metric.figure), None
+
+        def display_name(self) -> str:
+            return self.metric.label
+
+    return LeakFigure
+
+
+def leak_section(leak: Mapping[str, Any] | None) -> list[Any]:
+    """The leak rate (with its bound) and the CUSUM statistic as report metrics."""
+    if not leak or not leak.get("audits"):
+        return []
+    figure = _leak_figure_metric()
+    alarm = "ALARM" if leak["alarm"] else "no alarm"
+    return [
+        figure(label=f"Live leak rate, model v{leak.get('model_version')}: {leak['leaks']} of "
+               f"{leak['audits']} audited CLEARs not low risk; {leak['confidence']:.0%} upper "
+               f"bound {leak['upper']:.2%} (target {leak['target']:.2%})",
+               figure=float(leak["rate"])),
+        figure(label=f"Leak CUSUM (log-likelihood ratio, {leak['ratio']:g} x target vs "
+               f"target) over {leak['test_audits']} audits since the restart: "
+               f"{leak['statistic']:.2f}, threshold {leak['threshold']:.2f}: {alarm}",
+               figure=float(leak["statistic"])),
+    ]
+
+
+def save_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / SUMMARY_JSON
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return path
+
+
 def save_report(snapshot: Any, out_dir: Path, summary: dict[str, Any]) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / REPORT_HTML, "snapshot": out_dir / SNAPSHOT_JSON,
              "summary": out_dir / SUMMARY_JSON}
     snapshot.save_html(str(paths["html"]))
     snapshot.save_json(str(paths["snapshot"]))
-    paths["summary"].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    save_summary(out_dir, summary)
     return paths
 
 
@@ -120,15 +178,17 @@ def report_dir(reports_dir: str | Path, scanner_id: str, when: datetime) -> Path
 
 def log_to_mlflow(cfg: Any, scanner_id: str, paths: dict[str, Path],
                   metrics: dict[str, float], tags: dict[str, str]) -> str:
-    """One MLflow run per report in experiment `mlflow.experiment` (atr-monitoring)."""
+    """One MLflow run per report in experiment `mlflow.experiment` (atr-monitoring); the
+    run is named after the report's folder."""
     import mlflow
 
     from atr.registry.tracking import configure, ensure_experiment
 
     configure(cfg)
+    folder = next(iter(paths.values())).parent.name
     experiment = ensure_experiment(cfg, str(cfg.mlflow.experiment))
     with mlflow.start_run(experiment_id=experiment,
-                          run_name=f"monitor-{scanner_id}-{paths['html'].parent.name}") as run:
+                          run_name=f"monitor-{scanner_id}-{folder}") as run:
         mlflow.set_tags({"scanner_id": scanner_id, **tags})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
         for path in paths.values():

@@ -13,6 +13,9 @@ PREPROCESS_FILE = "preprocess.json"
 TAXONOMY_FILE = "taxonomy.json"
 POLICY_FILE = "policy.json"  # written by the evaluate stage; without it nothing can decide
 REFERENCE_FILE = "reference.parquet"  # the drift monitor's baseline (evaluate stage)
+# Thresholds of the checks that an image shows evidence at all (atr.package.plausibility;
+# evaluate stage). Optional: a package without it is judged on the generic defaults.
+PLAUSIBILITY_FILE = "plausibility.json"
 MANIFEST_FILE = "package.json"  # sha256 of every other file (atr.package.manifest)
 RUN_FILE = "run.json"  # the training run's record (run id, tracking URI...)
 # What a package needs before it can be registered or scored at all.

@@ -16,11 +16,13 @@ import numpy as np
 from atr.package.image_stats import image_stats
 from atr.package.layout import (
     MODEL_FILE,
+    PLAUSIBILITY_FILE,
     POLICY_FILE,
     PREPROCESS_FILE,
     TAXONOMY_FILE,
     PackageError,
 )
+from atr.package.plausibility import PlausibilitySpec, default_spec
 from atr.policy.taxonomy import Taxonomy
 
 __all__ = ["OnnxScorer", "PackageError", "image_stats", "load_scorer"]
@@ -72,6 +74,9 @@ class OnnxScorer:
                 f"{self.package_dir / POLICY_FILE}: policy outputs {self.policy.outputs} "
                 f"differ from taxonomy.json's model outputs {self.outputs}"
             )
+        # What an image must show before its score may CLEAR it (atr.package.plausibility).
+        self.plausibility: PlausibilitySpec = _load_plausibility(
+            self.package_dir / PLAUSIBILITY_FILE, self.embedding_dim)
 
     def score_images(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """One forward pass over decoded scans (`preprocess.decode`: uint8 HxWx3 RGB, or
@@ -172,6 +177,22 @@ def _load_policy(path: Path) -> Any:
         return Policy.from_json(path.read_text())
     except Exception as exc:
         raise PackageError(f"model package file {path}: bad policy: {exc}") from exc
+
+
+def _load_plausibility(path: Path, embedding_dim: int | None) -> PlausibilitySpec:
+    """The package's plausibility spec; the generic defaults for a package evaluated
+    before the file existed (it keeps working, judged on loose thresholds)."""
+    if not path.exists():
+        return default_spec()
+    _read_json(path)
+    try:
+        spec = PlausibilitySpec.from_json(path.read_text())
+    except Exception as exc:
+        raise PackageError(f"model package file {path}: bad plausibility spec: {exc}") from exc
+    if spec.ood is not None and embedding_dim is not None and spec.ood.dim != embedding_dim:
+        raise PackageError(f"{path}: ood model for {spec.ood.dim}-d embeddings, the network "
+                           f"gives {embedding_dim}")
+    return spec
 
 
 def _open_session(path: Path, providers: Sequence[str], intra_op_threads: int | None) -> Any:

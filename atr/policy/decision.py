@@ -53,6 +53,10 @@ class Policy:
         +inf (null in JSON) means the policy never clears.
     inspect_thresholds: per threat, the score at or above which the item is INSPECTed.
     clear_guards: optional per threat: CLEAR also needs that threat's score below it.
+    scanner_clear_thresholds: per scanner, a clear threshold certified on that scanner's own
+        frontline labels (atr.policy.recalibration); other scanners use clear_threshold.
+        A scanner's threshold is never below the global one (the recalibration only
+        tightens or re-certifies it), so the global bound is never loosened.
     mode: `certified` or `triage_only` (never CLEARs; see MODES).
     """
 
@@ -60,6 +64,7 @@ class Policy:
     clear_threshold: float
     inspect_thresholds: dict[str, float]
     clear_guards: dict[str, float] = field(default_factory=dict)
+    scanner_clear_thresholds: dict[str, float] = field(default_factory=dict)
     targets: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -90,6 +95,10 @@ class Policy:
                 raise ValueError(f"policy threshold for {name!r} is not finite: {value}")
         if math.isnan(self.clear_threshold):
             raise ValueError("policy clear_threshold is NaN")
+        for scanner, value in self.scanner_clear_thresholds.items():
+            if math.isnan(value) or value < self.clear_threshold:
+                raise ValueError(f"policy scanner_clear_thresholds.{scanner} = {value} is "
+                                 f"below the global clear_threshold {self.clear_threshold}")
 
     @property
     def threats(self) -> list[str]:
@@ -108,8 +117,15 @@ class Policy:
     def clears_nothing(self) -> bool:
         return self.clear_threshold > 1.0
 
-    def decide(self, scores: Any) -> tuple[list[Decision], list[str]]:
-        """Decide each row of an N x K score matrix (K = len(outputs)).
+    def threshold_for(self, scanner_id: str | None) -> float:
+        """The clear threshold that applies to a scanner's items."""
+        if scanner_id is None:
+            return self.clear_threshold
+        return self.scanner_clear_thresholds.get(str(scanner_id), self.clear_threshold)
+
+    def decide(self, scores: Any, scanner_ids: Any = None) -> tuple[list[Decision], list[str]]:
+        """Decide each row of an N x K score matrix (K = len(outputs)); `scanner_ids` (one
+        per row) selects per-scanner clear thresholds, the global one otherwise.
 
         INSPECT if any threat score reaches its threshold (reason `threat:<class>`,
         the highest-scoring such class); else CLEAR if the low-risk score reaches
@@ -132,7 +148,7 @@ class Policy:
 
         over = threat_scores >= inspect_at
         inspect = over.any(axis=1)
-        clear = ~inspect & self.clear_eligible(matrix) & (not self.triage_only)
+        clear = ~inspect & self.clear_eligible(matrix, scanner_ids) & (not self.triage_only)
         # Which threat to name: the highest score among those over their threshold.
         named = np.argmax(np.where(over, threat_scores, -np.inf), axis=1)
         threat_reasons = np.array([THREAT_REASON_PREFIX + t for t in self.threats], dtype=object)
@@ -148,12 +164,19 @@ class Policy:
         by_code = (Decision.REVIEW, Decision.CLEAR, Decision.INSPECT)
         return [by_code[c] for c in codes.tolist()], reasons.tolist()
 
-    def clear_eligible(self, matrix: np.ndarray) -> np.ndarray:
+    def clear_eligible(self, matrix: np.ndarray, scanner_ids: Any = None) -> np.ndarray:
         """Rows that CLEAR would take if no threat reached INSPECT: low-risk score at or over
-        the clear threshold and every guarded threat under its guard (N x K in, N bools)."""
+        the (scanner's) clear threshold and every guarded threat under its guard."""
         guard_at = np.array([self.clear_guards.get(t, np.inf) for t in self.threats])
         guarded = np.all(matrix[:, 1:] < guard_at, axis=1)
-        return guarded & (matrix[:, 0] >= self.clear_threshold)
+        if scanner_ids is None or not self.scanner_clear_thresholds:
+            at: Any = self.clear_threshold
+        else:
+            ids = list(scanner_ids)
+            if len(ids) != matrix.shape[0]:
+                raise ValueError(f"{len(ids)} scanner ids for {matrix.shape[0]} score rows")
+            at = np.array([self.threshold_for(s) for s in ids], dtype=np.float64)
+        return guarded & (matrix[:, 0] >= at)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +189,7 @@ class Policy:
             "clear_threshold": None if math.isinf(self.clear_threshold) else self.clear_threshold,
             "inspect_thresholds": dict(self.inspect_thresholds),
             "clear_guards": dict(self.clear_guards),
+            "scanner_clear_thresholds": dict(self.scanner_clear_thresholds),
             "targets": self.targets,
             "calibration": self.calibration,
             "warnings": list(self.warnings),
@@ -192,6 +216,8 @@ class Policy:
             clear_threshold=math.inf if clear is None else float(clear),
             inspect_thresholds={str(k): float(v) for k, v in data["inspect_thresholds"].items()},
             clear_guards={str(k): float(v) for k, v in (data.get("clear_guards") or {}).items()},
+            scanner_clear_thresholds={str(k): float(v) for k, v in
+                                      (data.get("scanner_clear_thresholds") or {}).items()},
             targets=dict(data.get("targets") or {}),
             calibration=dict(data.get("calibration") or {}),
             warnings=[str(w) for w in data.get("warnings") or []],

@@ -47,8 +47,10 @@ def policy_report(
     truth_low_risk: ArrayLike,
     truth_threats: ArrayLike,
     conf: float | None = None,
+    scanner_ids: Any = None,
 ) -> dict[str, Any]:
-    """Decide every item and measure the outcome against the truth.
+    """Decide every item (per-scanner thresholds where `scanner_ids` are given) and measure
+    the outcome against the truth.
 
     `truth_low_risk` is the truth column of the policy's low-risk definition
     (`policy.low_risk`, its first output): a leak is an item not low risk that is
@@ -61,7 +63,7 @@ def policy_report(
     these bounds are honest: no threshold was chosen on it.
     """
     conf = conf if conf is not None else float(policy.targets.get("confidence", 0.95))
-    decisions, _ = policy.decide(scores)
+    decisions, _ = policy.decide(scores, scanner_ids)
     decided = np.array([d.value for d in decisions], dtype=object)
     groups = truth_categories(policy.low_risk)
     category = truth_category(truth_low_risk, truth_threats, policy.low_risk)

@@ -42,11 +42,12 @@ def scanner_coverage(
     threat item cleared. With a single scanner this restates the global claim; with
     several, the warnings name the scanners the global bound does not speak for.
     """
-    decisions = np.array([str(d) for d in policy.decide(scores)[0]])
+    ids_list = [str(s) for s in scanner_ids]
+    decisions = np.array([str(d) for d in policy.decide(scores, ids_list)[0]])
     cleared = decisions == Decision.CLEAR.value
     # Leaks are counted as calibration counts them (atr.policy.calibration): at or over the
-    # clear threshold and under the guards, ignoring INSPECT, so never fewer than real.
-    leak_eligible = policy.clear_eligible(np.asarray(scores, dtype=np.float64))
+    # scanner's clear threshold and under the guards, ignoring INSPECT, so never fewer.
+    leak_eligible = policy.clear_eligible(np.asarray(scores, dtype=np.float64), ids_list)
     paper = np.asarray(truth_low_risk).astype(bool)
     threat = np.asarray(truth_threat_any).astype(bool)
     ids = np.asarray([str(s) for s in scanner_ids])

@@ -1,5 +1,6 @@
 """The prediction store: every decision on the line, the feedback that labels it, drift
-events and the analysts' label queue.
+and leak events, the scanners' safe-mode state, the live leak estimates and the analysts'
+label queue. This module is the store's schema: one place for every table.
 
 SQLAlchemy 2 over SQLite (WAL) by default; a PostgreSQL URL (`postgresql+psycopg://...`)
 lets several serving replicas share one store. No torch here: serving imports this.
@@ -57,6 +58,16 @@ class Prediction(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     # challenger's version/scores/decision
     shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What makes every automatic release explainable after the fact: the policy's own
+    # decision and reason before the line's rules (plausibility, safe mode, audit) ...
+    would_be: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # ... whether this item was drawn for a random audit of CLEARs (atr.policy.audit) ...
+    audit: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # ... the plausibility figures and the failed check, if any (atr.package.plausibility) ...
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # ... the scanner's state (normal | safe_mode) and the clear threshold that applied.
+    scanner_state: Mapped[str | None] = mapped_column(String(20))
+    clear_threshold: Mapped[float | None] = mapped_column(Float)
 
 
 class Feedback(Base):
@@ -83,7 +94,7 @@ class DriftEvent(Base):
     )
     scanner_id: Mapped[str | None] = mapped_column(String(100), index=True)
     model_version: Mapped[str | None] = mapped_column(String(50))
-    # embedding | scores | decisions | image_stats | performance
+    # embedding | scores | decisions | image_stats | performance | leak_rate
     kind: Mapped[str] = mapped_column(String(50))
     score: Mapped[float | None] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float)
@@ -111,6 +122,51 @@ class LabelTask(Base):
     exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ScannerMode(Base):
+    """A scanner's safe-mode flag, shared by every replica (atr.store.safe_mode)."""
+
+    __tablename__ = "scanner_modes"
+    scanner_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    safe_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    # drift | leak_alarm | operator | uncovered (the last is never stored: it is computed)
+    cause: Mapped[str | None] = mapped_column(String(50))
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    by: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(50))  # champion when entered
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ScannerEvent(Base):
+    """Each entry into and exit from safe mode: who, when, why (the audit trail)."""
+
+    __tablename__ = "scanner_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scanner_id: Mapped[str] = mapped_column(String(100), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(20))  # enter | lift
+    cause: Mapped[str] = mapped_column(String(50))
+    by: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(50))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LeakEstimate(Base):
+    """The live leak monitor's latest figures per scanner and model version (atr.monitor
+    .leak_rate), read by every replica for /metrics and /v1/model."""
+
+    __tablename__ = "leak_estimates"
+    scanner_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(50), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    audits: Mapped[int] = mapped_column(Integer)  # audited CLEARs with an inspection outcome
+    leaks: Mapped[int] = mapped_column(Integer)  # of which not low risk
+    rate: Mapped[float | None] = mapped_column(Float)
+    upper: Mapped[float | None] = mapped_column(Float)  # one-sided Clopper–Pearson
+    statistic: Mapped[float | None] = mapped_column(Float)  # the sequential test's
+    alarm: Mapped[bool] = mapped_column(Boolean, default=False)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL: readers (monitor, feedback) never block the line's writers; synchronous=FULL
     # so an acknowledged decision survives a crash or power loss.
@@ -133,4 +189,26 @@ def open_store(url: str) -> sessionmaker[Session]:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
+    _check_columns(engine, url)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class StoreSchemaError(ValueError):
+    """The store's tables lack columns this version writes (created by an older ATR)."""
+
+
+def _check_columns(engine: Engine, url: str) -> None:
+    """create_all adds missing tables, never missing columns: a store created by an older
+    version would fail on the first insert, so it is refused here, named."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    missing = [f"{table.name}.{col.name}" for table in Base.metadata.sorted_tables
+               for col in table.columns
+               if col.name not in {c["name"] for c in inspector.get_columns(table.name)}]
+    if missing:
+        safe_url = engine.url.render_as_string(hide_password=True) if url else url
+        raise StoreSchemaError(
+            f"prediction store {safe_url}: created by an older ATR, it lacks "
+            f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; move it aside "
+            "(a new store is created) or add the columns")

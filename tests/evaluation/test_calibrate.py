@@ -81,7 +81,7 @@ def test_package_json_hashes_every_file(calibrated: tuple) -> None:
     package, _, _ = calibrated
     doc = json.loads((package / "package.json").read_text())
     assert set(doc["files"]) == {"model.onnx", "preprocess.json", "taxonomy.json", "run.json",
-                                 "policy.json", "reference.parquet"}
+                                 "policy.json", "reference.parquet", "plausibility.json"}
     assert doc["files"]["policy.json"] == sha256_file(package / "policy.json")
     assert doc["run_id"] == "test-run"
     assert verify_package(package) == []

@@ -1,5 +1,7 @@
 """Checks that a served decision is the model's policy applied to the scores it returned
-(atr.policy.decision.Policy.decide), or, on an error path, the fail-safe INSPECT."""
+(atr.policy.decision.Policy.decide), then the line's rules (atr.policy.line_rules: a
+would-be CLEAR may become an audit, a safe-mode REVIEW or an implausible image's REVIEW /
+INSPECT; nothing else changes), or, on an error path, the fail-safe INSPECT."""
 
 from __future__ import annotations
 
@@ -23,15 +25,34 @@ def served_policy(registry: Registry, body: Mapping[str, Any]) -> Policy:
     return Policy.from_dict(registry.policy_json(body["model"]["version"]))
 
 
-def expected_decisions(scores: Mapping[str, float | None], policy: Policy
-                       ) -> set[tuple[str, str]]:
+def line_outcomes(decision: str, reason: str) -> set[tuple[str, str]]:
+    """What the line's rules may make of the policy's (decision, reason); the
+    `image_implausible:` reasons stand for any check (see `_matches`)."""
+    out = {(decision, reason)}
+    if decision != "INSPECT":
+        out.add(("INSPECT", "image_implausible:"))  # a blank frame
+    if decision == "CLEAR":
+        out |= {("INSPECT", "audit"), ("REVIEW", "safe_mode"), ("INSPECT", "safe_mode"),
+                ("REVIEW", "image_implausible:")}
+    return out
+
+
+def _matches(served: tuple[str, str], allowed: set[tuple[str, str]]) -> bool:
+    decision, reason = served
+    if reason.startswith("image_implausible:"):
+        reason = "image_implausible:"
+    return (decision, reason) in allowed
+
+
+def expected_decisions(scores: Mapping[str, float | None], policy: Policy,
+                       scanner_id: str | None = None) -> set[tuple[str, str]]:
     """(decision, reason) that Policy.decide gives for these scores (null = not finite); more
     than one only where a rounded score is within ROUNDING of one of its thresholds."""
     assert set(scores) == set(policy.outputs), (sorted(scores), policy.outputs)
     row = [math.nan if scores[o] is None else float(scores[o]) for o in policy.outputs]
     # per output, the thresholds it is compared with: clear for the low-risk score,
     # inspect (and the clear guard, if any) for each threat
-    thresholds = [[policy.clear_threshold]] + [
+    thresholds = [[policy.threshold_for(scanner_id)]] + [
         [policy.inspect_thresholds[t], policy.clear_guards.get(t, math.inf)]
         for t in policy.threats]
     options = []
@@ -41,15 +62,18 @@ def expected_decisions(scores: Mapping[str, float | None], policy: Policy
         options.append([value] + [x for t in near for x in (t, math.nextafter(t, -math.inf))])
     out = set()
     for candidate in itertools.product(*options):
-        decisions, reasons = policy.decide([list(candidate)])
+        decisions, reasons = policy.decide([list(candidate)], [scanner_id])
         out.add((str(decisions[0]), str(reasons[0])))
     return out
 
 
-def assert_policy_decision(body: Mapping[str, Any], policy: Policy) -> None:
-    """The response's decision and reason are `policy.decide` of the response's scores."""
-    expected = expected_decisions(body["scores"], policy)
-    assert (body["decision"], body["reason"]) in expected, (
+def assert_policy_decision(body: Mapping[str, Any], policy: Policy,
+                           line_rules: bool = True) -> None:
+    """The response's decision and reason are `policy.decide` of the response's scores
+    (for its scanner), after the line's rules unless `line_rules` is False."""
+    expected = expected_decisions(body["scores"], policy, body.get("scanner_id"))
+    allowed = set().union(*(line_outcomes(*e) for e in expected)) if line_rules else expected
+    assert _matches((body["decision"], body["reason"]), allowed), (
         f"served {body['decision']}/{body['reason']} for scores {body['scores']}; "
         f"the policy says {sorted(expected)}")
 
@@ -73,6 +97,7 @@ def as_response(row: Mapping[str, Any]) -> dict[str, Any]:
 
     scores = row["scores"]
     return {"decision": row["decision"], "reason": row["reason"],
+            "scanner_id": row.get("scanner_id"),
             "scores": json.loads(scores) if isinstance(scores, str) else scores or {},
             "model": ({"name": row["model_name"], "version": row["model_version"]}
                       if row["model_version"] is not None else None)}

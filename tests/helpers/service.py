@@ -20,6 +20,11 @@ from helpers.registry import NAME, Registry
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEYS = ("test-key-1", "test-key-2")  # the keys /v1/feedback accepts in these tests
+OPERATOR_KEY = "operator-key-1"  # the key the safe-mode calls accept
+# The line's rules off unless a test turns them on: the other suites send flat-colour test
+# images (no plausible X-ray) and count decisions item by item; the rules have their own
+# tests (tests/serving/test_line_rules.py, test_safe_mode.py) on simulator images.
+RULES_OFF = ["serve.audit_share=0.0", "serve.plausibility=false"]
 
 
 class Server(LoopbackService):
@@ -29,7 +34,8 @@ class Server(LoopbackService):
                  ) -> None:
         registry.root.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        super().__init__([*registry.overrides, *extra], ",".join(API_KEYS),
+        super().__init__([*registry.overrides, *RULES_OFF,
+                          f"serve.operator_keys=[{OPERATOR_KEY}]", *extra], ",".join(API_KEYS),
                          registry.root / f"serve-{port}-{time.monotonic_ns()}.log",
                          port=port, start_timeout_s=start_timeout_s, cwd=REPO)
         self.registry = registry
@@ -48,7 +54,8 @@ def settings_for(registry: Registry, **overrides: object) -> Any:
         prediction_db=f"sqlite:///{registry.root / 'predictions' / 'predictions.db'}",
         image_store=str(registry.root / "images"), tracking_uri=registry.tracking_uri,
         download_dir=str(registry.root / "serve" / "models"), poll_seconds=0.2,
-        model_name=NAME, api_keys=("inproc-key",))
+        model_name=NAME, api_keys=("inproc-key",), operator_keys=(OPERATOR_KEY,),
+        audit_share=0.0, plausibility=False)
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 

@@ -31,7 +31,7 @@ def test_closed_loop_reduced_profile(tmp_path: Path) -> None:
     from atr.demo_progress import DEMO_STAGES
 
     assert set(summary["stage_seconds"]) == set(DEMO_STAGES)  # every stage timed, by name
-    assert "[2/8] v1: DVC pipeline" in done.stdout
+    assert "[2/10] v1: DVC pipeline" in done.stdout
     assert summary["swap_seconds"] >= 0  # the service switched to v2 by itself
     assert summary["drift_detected_after_items"] is not None  # a new scanner is noticed
     assert 0 < summary["frontline_labels"] <= 300
@@ -41,6 +41,13 @@ def test_closed_loop_reduced_profile(tmp_path: Path) -> None:
         assert 0.0 <= stage["auto_clear_rate"] <= 1.0
         assert 0.0 <= stage["paper_only_clear_rate_at_target_leak"] <= 1.0
     assert summary["target_leak_rate"] == 0.005 and "recovery_gap_points_at_target_leak" in summary
+    # the line's rules ran: the new scanner, which v1's calibration does not certify, was
+    # held in safe mode (no CLEAR of it on v1), and the run cleared no threat item
+    safety = summary["safety"]
+    on_v1 = [st for st in safety["scanners"]["parcel_140kv"]["stages"] if st["versions"] == ["1"]]
+    assert on_v1 and all(st["auto_clear_rate"] == 0 for st in on_v1)
+    assert safety["threats_cleared"] == 0
+    assert set(summary["recalibration"]) >= {"registered", "reason"}
     batches = list((repo / "data" / "frontline").iterdir())
     assert len(batches) == 1  # the labelled frontline batch went under data/ ...
     written = summary["frontline_batch"]  # what `atr labels batch` returned to the demo

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from atr.config import compose
 from atr.monitor.job import mark_handled, pending_events, run
 from atr.store.prediction_store import DriftEvent
+from atr.store.safe_mode import safe_mode_scanners
 
 # Small windows keep the test fast; they are noisier than the default 300, so the column
 # thresholds go up (max over 20 same-distribution windows of 80: scores 0.36, stats 0.36).
@@ -42,8 +43,9 @@ def test_monitor_stores_event_for_drifted_scanner_only(
     drifted, stable = summary["scanners"]["drifted"], summary["scanners"]["stable"]
     assert drifted["drift"] is True and drifted["new_event"] is True
     assert stable["drift"] is False and "event_id" not in stable
-    assert summary["scanners"]["new-scanner"] == {"drift": False,
-                                                  "status": "waiting: 30 of 80 items"}
+    waiting = summary["scanners"]["new-scanner"]
+    assert (waiting["drift"], waiting["status"]) == (False, "waiting: 30 of 80 items")
+    assert waiting["leak"]["audits"] == 0  # no audits here: figures in test_leak_monitor_job
     assert stable["embedding"] < 0.01 < drifted["embedding"]  # MMD, default threshold
     for result in (drifted, stable):
         report = Path(result["report"])
@@ -65,6 +67,12 @@ def test_monitor_stores_event_for_drifted_scanner_only(
     assert evidence["thresholds"]["embedding"] == 0.01 and evidence["consecutive"] == 2
     summary_file = json.loads((Path(event.report_path).parent / "summary.json").read_text())
     assert summary_file["drift"] is True and summary_file["scanner_id"] == "drifted"
+    # the stored drift event put the drifted scanner, and only it, in safe mode
+    assert drifted["safe_mode_entered"] is True
+    with sessions() as s:
+        modes = safe_mode_scanners(s)
+    assert set(modes) == {"drifted"}
+    assert (modes["drifted"]["cause"], modes["drifted"]["by"]) == ("drift", "atr monitor")
 
     # one MLflow run per report, drift scores as metrics, report files as artifacts
     client = MlflowClient(f"sqlite:///{tmp_path / 'runtime' / 'mlflow' / 'mlflow.db'}")
