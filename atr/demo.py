@@ -97,7 +97,7 @@ def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list]
         sent += n
         labels += int(summary.get("feedback", {}).get("stored", 0))
         mon = _monitor(cfg)
-        note_leaks(mon, timeline, t0, sent)
+        note_leaks(mon, timeline, t0, {str(d.scanner_a): int(d.items_a), str(d.scanner_b): sent})
         state = mon["scanners"].get(d.scanner_b, {})
         timeline["monitor"].append({"t": time.time() - t0, "items_after_onset": sent,
                                     "embedding": state.get("embedding"),
@@ -173,7 +173,8 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
                                       {"scanner": d.scanner_b, "count": d.items_c},
                                       seed=int(d.seed) + 50_000, prefix="demo-c",
                                       feedback=True)
-            leak_pass(cfg, timeline, t0, int(d.drift_items) + int(d.items_c))
+            leak_pass(cfg, timeline, t0, {str(d.scanner_a): int(d.items_a),
+                                          str(d.scanner_b): int(d.drift_items) + int(d.items_c)})
         recal = recalibration_stages(cfg, service.url, progress, phases, timeline, t0)
     figures = phase_figures(phases["A"], drift["chunks"], phases["C"],
                             float(d.target_leak_rate))

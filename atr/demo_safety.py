@@ -68,6 +68,22 @@ def safe_mode_time(records: Sequence[dict[str, Any]], scanner: str,
             "ended": held[-1] + 1 < len(mine)}
 
 
+def safe_mode_spans(records: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(first, last + 1) item index of each stretch in safe mode: from a `safe_mode` answer
+    until the scanner's next CLEAR (the items between, REVIEW or INSPECT anyway, were held
+    too)."""
+    spans, start = [], None
+    for i, r in enumerate(records):
+        if r.get("reason") == "safe_mode" and start is None:
+            start = i
+        elif r["decision"] == "CLEAR" and start is not None:
+            spans.append((start, i))
+            start = None
+    if start is not None:
+        spans.append((start, len(records)))
+    return spans
+
+
 def safety_plot(records: Sequence[dict[str, Any]], leak_timeline: Sequence[dict[str, Any]],
                 target: float, stage_items: int = STAGE_ITEMS) -> Figure:
     """Per scanner: clear rate, true leak rate and the live estimate + bound per stage,
@@ -83,9 +99,8 @@ def safety_plot(records: Sequence[dict[str, Any]], leak_timeline: Sequence[dict[
             x.append(start + stage_items / 2)
             clear.append(m["auto_clear_rate"] or 0.0)
             leak.append(np.nan if m["leak_rate"] is None else m["leak_rate"])
-        held = np.array([r.get("reason") == "safe_mode" for r in mine])
-        for i in np.flatnonzero(held):
-            ax.axvspan(i - 0.5, i + 0.5, color="orange", alpha=0.15, lw=0)
+        for start, end in safe_mode_spans(mine):
+            ax.axvspan(start, end, color="orange", alpha=0.2, lw=0)
         ax.plot(x, clear, "o-", label="clear rate")
         ax2 = ax.twinx()
         ax2.plot(x, leak, "s-", color="tab:red", label="true leak rate")

@@ -23,9 +23,11 @@ RECALIBRATED = "recalibrated version: hot swap + scanner B on the line"
 
 
 def note_leaks(monitor: dict[str, Any], timeline: dict[str, list], t0: float,
-               items_index: int) -> None:
-    """The live leak figures of one monitor pass, per scanner (for the safety plot)."""
+               items_seen: dict[str, int]) -> None:
+    """The live leak figures of one monitor pass, per scanner, at the number of that
+    scanner's items the line had sent (the safety plot's x axis)."""
     for scanner, state in (monitor.get("scanners") or {}).items():
+        items_index = items_seen.get(str(scanner))
         leak = state.get("leak") or {}
         for version, fig in (leak.get("versions") or {}).items():
             timeline.setdefault("leaks", []).append({
@@ -35,12 +37,12 @@ def note_leaks(monitor: dict[str, Any], timeline: dict[str, list], t0: float,
                 "alarm": bool(fig.get("alarm"))})
 
 
-def leak_pass(cfg: DictConfig, timeline: dict[str, list], t0: float, items_index: int
-              ) -> dict[str, Any]:
+def leak_pass(cfg: DictConfig, timeline: dict[str, list], t0: float,
+              items_seen: dict[str, int]) -> dict[str, Any]:
     from atr.demo import _monitor
 
     mon = _monitor(cfg)
-    note_leaks(mon, timeline, t0, items_index)
+    note_leaks(mon, timeline, t0, items_seen)
     return mon
 
 
