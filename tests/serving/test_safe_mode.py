@@ -198,3 +198,21 @@ def test_operator_command_enters_and_lifts_through_the_api(replicas, monkeypatch
     assert [(e["action"], e["cause"], e["by"]) for e in events] == [
         ("enter", "operator", "carol"), ("lift", "operator", "dave")]
     assert json.loads(events[0]["detail"]) == {"note": "belt maintenance"}
+
+
+def test_live_leak_figures_reach_metrics_and_the_model_endpoint(replicas) -> None:  # noqa: ANN001
+    from atr.store.prediction_store import LeakEstimate
+
+    reg, first, second = replicas
+    with open_store(f"sqlite:///{reg.root / 'predictions' / 'predictions.db'}")() as s:
+        s.merge(LeakEstimate(scanner_id="scanner-f", model_version="1", audits=40, leaks=2,
+                             rate=0.05, upper=0.15, statistic=3.1, alarm=True))
+        s.commit()
+    time.sleep(0.5)
+    for server in (first, second):  # every replica reads the monitor's figures
+        metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+        assert 'atr_leak{figure="upper",scanner="scanner-f",version="1"} 0.15' in metrics
+        assert 'atr_leak{figure="alarm",scanner="scanner-f",version="1"} 1.0' in metrics
+        line = httpx.get(f"{server.url}/v1/model", timeout=30).json()["line"]
+        est = next(e for e in line["leak_estimates"] if e["scanner_id"] == "scanner-f")
+        assert (est["audits"], est["leaks"], est["alarm"]) == (40, 2, True)
