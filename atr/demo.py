@@ -27,7 +27,7 @@ from atr.demo_stages import leak_pass, note_leaks, recalibration_stages, safety_
 log = logging.getLogger(__name__)
 
 
-def _say(msg: str) -> None:
+def say(msg: str) -> None:
     print(f"[atr demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
@@ -47,7 +47,7 @@ def _retrain(cfg: DictConfig, make_batch: bool) -> dict[str, Any]:
         "retrain.auto_approve=true", "retrain.approver=atr-demo"])))
 
 
-def _phase_line(cfg: DictConfig, url: str, phase: dict[str, Any], seed: int, prefix: str,
+def phase_line(cfg: DictConfig, url: str, phase: dict[str, Any], seed: int, prefix: str,
                 feedback: bool) -> dict[str, Any]:
     from atr.line.run import simulate
 
@@ -62,14 +62,14 @@ def _phase_line(cfg: DictConfig, url: str, phase: dict[str, Any], seed: int, pre
     return simulate(line)
 
 
-def _monitor(cfg: DictConfig) -> dict[str, Any]:
+def monitor_pass(cfg: DictConfig) -> dict[str, Any]:
     from atr.monitor.job import run as monitor
 
     return monitor(compose("monitor", merge_overrides(runtime_overrides(cfg), [
         f"monitor.window_size={cfg.demo.monitor_window}", "monitor.log_to_mlflow=false"])))
 
 
-def _wait_version(url: str, version: int, timeout_s: float) -> float:
+def wait_version(url: str, version: int, timeout_s: float) -> float:
     start = time.time()
     while time.time() - start < timeout_s:
         try:
@@ -90,13 +90,13 @@ def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list]
     while sent < int(d.drift_items):
         n = min(int(d.chunk), int(d.drift_items) - sent)
         feedback = labels + n <= int(d.label_budget)  # never more labels than the budget
-        summary = _phase_line(cfg, url, {"scanner": d.scanner_b, "count": n},
+        summary = phase_line(cfg, url, {"scanner": d.scanner_b, "count": n},
                               seed=int(d.seed) + 1000 + sent, prefix=f"demo-b{sent}",
                               feedback=feedback)
         chunks.append(summary)
         sent += n
         labels += int(summary.get("feedback", {}).get("stored", 0))
-        mon = _monitor(cfg)
+        mon = monitor_pass(cfg)
         note_leaks(mon, timeline, t0, {str(d.scanner_a): int(d.items_a), str(d.scanner_b): sent})
         state = mon["scanners"].get(d.scanner_b, {})
         timeline["monitor"].append({"t": time.time() - t0, "items_after_onset": sent,
@@ -105,7 +105,7 @@ def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list]
                                     "drift": bool(state.get("drift"))})
         if state.get("drift") and detected_at is None:
             detected_at = sent
-            _say(f"drift detected on {d.scanner_b} after {sent} items ({state.get('kind')})")
+            say(f"drift detected on {d.scanner_b} after {sent} items ({state.get('kind')})")
     return {"chunks": chunks, "detected_after_items": detected_at, "labels_sent": labels}
 
 
@@ -118,7 +118,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     committed = params.read_text()
     changed = apply_overlay(params.parents[1], list(cfg.demo.pipeline or []))
     if changed:
-        _say(f"profile: {', '.join(str(x) for x in cfg.demo.pipeline)}")
+        say(f"profile: {', '.join(str(x) for x in cfg.demo.pipeline)}")
     try:
         return _loop(cfg)
     finally:
@@ -132,7 +132,7 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
 
     d = cfg.demo
     t0 = time.time()
-    progress = Progress(_say)
+    progress = Progress(say)
     timeline: dict[str, list] = {"records": [], "monitor": [], "events": []}
     gold = Path(str(cfg.paths.data_dir)) / "gold"
     if (gold / "manifest.parquet").is_file():
@@ -148,28 +148,28 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
     timeline["events"].append({"t": time.time() - t0, "event": f"v{gate1['challenger']} approved"})
     phases: dict[str, Any] = {}
     with ServiceProcess(cfg, api_key=str(d.api_key)) as service:
-        _say(f"service up at {service.url}; scanner A: {d.scanner_a}")
+        say(f"service up at {service.url}; scanner A: {d.scanner_a}")
         with progress.stage("scanner A on the line (v1)"):
-            phases["A"] = _phase_line(cfg, service.url,
+            phases["A"] = phase_line(cfg, service.url,
                                       {"scanner": d.scanner_a, "count": d.items_a},
                                       seed=int(d.seed), prefix="demo-a", feedback=False)
         onset = time.time() - t0
         timeline["events"].append({"t": onset, "event": f"scanner switch -> {d.scanner_b}"})
-        _say(f"scanner switch: {d.scanner_b}")
+        say(f"scanner switch: {d.scanner_b}")
         with progress.stage("scanner B on the line + monitor (drift, frontline labels)"):
             drift = _drift_phase(cfg, service.url, t0, timeline)
-        _say(f"{drift['labels_sent']} frontline labels sent; retraining")
+        say(f"{drift['labels_sent']} frontline labels sent; retraining")
         with progress.stage("v2: frontline batch + DVC pipeline + gate"):
             second = _retrain(cfg, make_batch=True)
         retrained, gate2 = second.get("batch", {}), second["gate"]
-        _say(f"gate v{gate2['challenger']} vs v{gate2['champion']}: {gate2['verdict']}")
+        say(f"gate v{gate2['challenger']} vs v{gate2['champion']}: {gate2['verdict']}")
         with progress.stage("v2: hot swap"):
-            swap_s = _wait_version(service.url, gate2["challenger"], float(d.swap_timeout_s))
+            swap_s = wait_version(service.url, gate2["challenger"], float(d.swap_timeout_s))
         timeline["events"].append({"t": time.time() - t0,
                                    "event": f"v{gate2['challenger']} approved + serving"})
         with progress.stage("scanner B on the line (v2)"):
             # labels keep coming back: they are what recalibration certifies a threshold on
-            phases["C"] = _phase_line(cfg, service.url,
+            phases["C"] = phase_line(cfg, service.url,
                                       {"scanner": d.scanner_b, "count": d.items_c},
                                       seed=int(d.seed) + 50_000, prefix="demo-c",
                                       feedback=True)
@@ -196,5 +196,5 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
     summary["stage_seconds"] = progress.seconds
     summary["minutes"] = round((time.time() - t0) / 60, 2)
     (report.parent / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    _say(f"done in {summary['minutes']} min; report: {report}")
+    say(f"done in {summary['minutes']} min; report: {report}")
     return summary

@@ -118,7 +118,7 @@ def write_report(out_dir: Path, summary: dict[str, Any], phases: dict[str, Any],
         records += phases["D"]["records"]
     plot = timeline_plot(records, monitor, boundaries)
     safety = summary.get("safety") or {}
-    safety_png = _png(safety_plot(records, _per_scanner_index(safety, records),
+    safety_png = _png(safety_plot(records, safety.get("leak_monitor") or [],
                                   float(summary["target_leak_rate"]))) if safety else ""
     safety_rows = "".join(
         f"<tr><td>{html.escape(sc)}</td><td>{st['first_item']}</td><td>{st['items']}</td>"
@@ -158,8 +158,3 @@ Threat items cleared over the run: <b>{safety.get('threats_cleared', 'n/a')}</b>
     path = out_dir / "report.html"
     path.write_text(doc)
     return path
-
-
-def _per_scanner_index(safety: dict[str, Any], records: list[dict[str, Any]]) -> list[dict]:
-    """The live leak points, at the index of their scanner's items (the plot's x axis)."""
-    return [p for p in safety.get("leak_monitor") or [] if p.get("item_index") is not None]

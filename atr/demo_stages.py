@@ -28,6 +28,8 @@ def note_leaks(monitor: dict[str, Any], timeline: dict[str, list], t0: float,
     scanner's items the line had sent (the safety plot's x axis)."""
     for scanner, state in (monitor.get("scanners") or {}).items():
         items_index = items_seen.get(str(scanner))
+        if items_index is None:  # not one of the demo's scanners
+            continue
         leak = state.get("leak") or {}
         for version, fig in (leak.get("versions") or {}).items():
             timeline.setdefault("leaks", []).append({
@@ -39,9 +41,9 @@ def note_leaks(monitor: dict[str, Any], timeline: dict[str, list], t0: float,
 
 def leak_pass(cfg: DictConfig, timeline: dict[str, list], t0: float,
               items_seen: dict[str, int]) -> dict[str, Any]:
-    from atr.demo import _monitor
+    from atr.demo import monitor_pass
 
-    mon = _monitor(cfg)
+    mon = monitor_pass(cfg)
     note_leaks(mon, timeline, t0, items_seen)
     return mon
 
@@ -50,7 +52,7 @@ def recalibration_stages(cfg: DictConfig, url: str, progress: Any, phases: dict[
                          timeline: dict[str, list], t0: float) -> dict[str, Any]:
     """Recalibrate scanner B on the champion; if a version is registered: gate, simulated
     approval, hot swap, then scanner B on the line again (phase D)."""
-    from atr.demo import _phase_line, _say, _wait_version
+    from atr.demo import phase_line, say, wait_version
     from atr.evaluation.gate import gate
     from atr.registry.approve import approve
     from atr.registry.recalibrate import run as recalibrate
@@ -70,17 +72,17 @@ def recalibration_stages(cfg: DictConfig, url: str, progress: Any, phases: dict[
             approve(compose("approve", base), int(result["version"]), by="atr-demo",
                     mode="auto-simulation")
     if not brief["registered"]:
-        _say(f"recalibration: nothing registered ({brief['reason']})")
+        say(f"recalibration: nothing registered ({brief['reason']})")
         progress.skip(RECALIBRATED, "no threshold certified: scanner B stays in safe mode")
         return brief
-    _say(f"recalibrated v{brief['version']} approved; scanner B's threshold "
+    say(f"recalibrated v{brief['version']} approved; scanner B's threshold "
          f"{(brief['scanner'] or {}).get('threshold')}")
     with progress.stage(RECALIBRATED):
-        brief["swap_seconds"] = round(_wait_version(url, int(result["version"]),
+        brief["swap_seconds"] = round(wait_version(url, int(result["version"]),
                                                     float(d.swap_timeout_s)), 1)
         timeline["events"].append({"t": time.time() - t0,
                                    "event": f"v{brief['version']} (recalibrated) serving"})
-        phases["D"] = _phase_line(cfg, url, {"scanner": d.scanner_b, "count": d.items_d},
+        phases["D"] = phase_line(cfg, url, {"scanner": d.scanner_b, "count": d.items_d},
                                   seed=int(d.seed) + 90_000, prefix="demo-d", feedback=False)
     return brief
 
@@ -99,7 +101,7 @@ def safety_summary(phases: dict[str, Any], drift: dict[str, Any], timeline: dict
         "audits": sum(1 for r in records if r.get("reason") == "audit"),
         "safe_mode_b": {**safe_mode_time(records, scanner_b), "items_b": len(mine),
                         "labels_sent_while_held": labels},
-        "leak_monitor": timeline.get("leaks", []),
+        "leakmonitor_pass": timeline.get("leaks", []),
     }
 
 

@@ -16,7 +16,6 @@ class or with `no_threat = 0`) is refused (422), naming the label.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy, default_taxonomy
+from serving.api_common import key_accepted, validation_detail
 from serving.state import ServiceState
 
 router = APIRouter()
@@ -40,13 +40,6 @@ class FeedbackIn(BaseModel):
     source: Literal["inspection", "analyst"]
     who: str = Field(min_length=1, max_length=200)
     at: datetime
-
-
-def _authorised(request: Request, state: ServiceState) -> bool:
-    given = request.headers.get("x-api-key", "")
-    # compare_digest against every key: the time taken does not reveal a key's prefix.
-    return any(hmac.compare_digest(given.encode(), key.encode())
-               for key in state.settings.all_api_keys()) and bool(given)
 
 
 def _taxonomy(state: ServiceState) -> Taxonomy:
@@ -86,15 +79,10 @@ def _check_labels(labels: dict[str, int], taxonomy: Taxonomy) -> dict[str, int]:
     return out
 
 
-def _fields(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                     for e in exc.errors())
-
-
 @router.post("/v1/feedback")
 async def feedback(request: Request) -> JSONResponse:
     state: ServiceState = request.app.state.svc
-    if not _authorised(request, state):
+    if not key_accepted(request, state.settings.all_api_keys()):
         return JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401,
                             headers={"WWW-Authenticate": "X-API-Key"})
     try:
@@ -105,7 +93,7 @@ async def feedback(request: Request) -> JSONResponse:
         fb = FeedbackIn.model_validate(doc)
         labels = _check_labels(fb.labels, _taxonomy(state))
     except ValidationError as exc:
-        return JSONResponse({"detail": _fields(exc)}, status_code=422)
+        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
     except ValueError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=422)
     at = fb.at if fb.at.tzinfo else fb.at.replace(tzinfo=UTC)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -37,7 +35,7 @@ async def model_info(request: Request) -> JSONResponse:
         return JSONResponse({"detail": "no model loaded", "alias": state.settings.alias,
                              "last_error": models.last_error, "shadow": shadow},
                             status_code=503)
-    state.line.refresh()
+    await state.line.refresh_async()
     policy = models.current.policy
     return JSONResponse({**models.current.describe(), "shadow": shadow,
                          "last_error": models.last_error,
@@ -50,6 +48,6 @@ async def model_info(request: Request) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     state: ServiceState = request.app.state.svc
-    await asyncio.get_running_loop().run_in_executor(None, state.line.refresh)
+    await state.line.refresh_async()
     state.metrics.set_line_state(state.line.stored, state.line.leaks)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

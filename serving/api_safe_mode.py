@@ -14,7 +14,6 @@ lifted here (409): that ends when a version certified for it becomes champion
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from atr.store.safe_mode import enter_safe_mode, lift_safe_mode, scanner_events
+from serving.api_common import key_accepted, validation_detail
 from serving.line_state import uncovered
 from serving.state import ServiceState
 
@@ -36,12 +36,6 @@ class SafeModeIn(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
-def _operator(request: Request, state: ServiceState) -> bool:
-    given = request.headers.get("x-api-key", "")
-    return bool(given) and any(hmac.compare_digest(given.encode(), key.encode())
-                               for key in state.settings.all_operator_keys())
-
-
 @router.get("/v1/scanners")
 async def scanners(request: Request) -> JSONResponse:
     state: ServiceState = request.app.state.svc
@@ -51,7 +45,7 @@ async def scanners(request: Request) -> JSONResponse:
             return scanner_events(session)
 
     events = await asyncio.get_running_loop().run_in_executor(None, read)
-    state.line.refresh(force=True)
+    await state.line.refresh_async(force=True)
     model = state.models.current
     return JSONResponse({**state.line.describe(model.policy if model else None),
                          "events": events[-200:]}, media_type="application/json")
@@ -60,15 +54,13 @@ async def scanners(request: Request) -> JSONResponse:
 @router.post("/v1/scanners/{scanner_id}/safe-mode")
 async def change(scanner_id: str, request: Request) -> JSONResponse:
     state: ServiceState = request.app.state.svc
-    if not _operator(request, state):
+    if not key_accepted(request, state.settings.all_operator_keys()):
         return JSONResponse({"detail": "missing or wrong operator X-API-Key"}, status_code=401,
                             headers={"WWW-Authenticate": "X-API-Key"})
     try:
         doc = SafeModeIn.model_validate_json(await request.body())
     except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                           for e in exc.errors())
-        return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
     model = state.models.current
     version = model.version if model else None
     if doc.action == "lift" and model is not None and state.settings.uncovered_safe_mode \
@@ -89,7 +81,7 @@ async def change(scanner_id: str, request: Request) -> JSONResponse:
         changed = await asyncio.get_running_loop().run_in_executor(None, apply)
     except Exception as exc:  # the flag is the store's: no change acknowledged without it
         return JSONResponse({"detail": f"store_error: {exc}"[:300]}, status_code=503)
-    state.line.refresh(force=True)
+    await state.line.refresh_async(force=True)
     return JSONResponse({"scanner_id": scanner_id, "action": doc.action, "changed": changed,
                          "safe_mode": scanner_id in state.line.stored, "by": doc.by},
                         status_code=200)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from atr.package.plausibility import assess
+from atr.package.plausibility import assess_figures
 
 # The fail-safe reason codes (each sends the item to INSPECT) are atr.package.reasons',
 # shared with the pyfunc; the ones this module does not use itself are re-exported for
@@ -56,7 +56,8 @@ class PendingScan:
     failure: str | None = None  # reason code decided before scoring (unreadable, too large)
     image_ref: str | None = None
     image_stats: dict[str, float] | None = None
-    display: np.ndarray | None = None  # the RGB view the plausibility checks read
+    # what the plausibility checks read, measured with the decode (atr.package.plausibility)
+    figures: dict[str, float] | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _claimed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -132,20 +133,20 @@ def shadow_results(shadow: LoadedModel | None, images: list[np.ndarray],
 
 
 def line_fields(scan: PendingScan, decision: str, reason: str, model: LoadedModel,
-                embedding: np.ndarray, line: LineState | None,
+                embedding: np.ndarray, line: LineState,
                 check_plausibility: bool) -> tuple[str, str, dict[str, Any]]:
     """The line's rules on one scored item: (decision, reason, the row's line fields)."""
     checks, implausible, blank = None, None, False
-    if check_plausibility and scan.display is not None:
-        found = assess(model.scorer.plausibility, scan.display,
-                       tuple(scan.image.shape[:2]), embedding)  # type: ignore[union-attr]
+    if check_plausibility:
+        if scan.figures is None:  # not measured: the caller sends the item to INSPECT
+            raise ValueError(f"item {scan.item_id}: no plausibility figures")
+        found = assess_figures(model.scorer.plausibility, scan.figures, embedding)
         checks, implausible, blank = found.to_record(), found.check, found.blank
-    drawn, draw = (line.audits.draw(scan.scanner_id, scan.item_id) if line is not None
-                   else (False, None))
-    cause = line.safe_mode(scan.scanner_id, model.policy) if line is not None else None
+    drawn, draw = line.audits.draw(scan.scanner_id, scan.item_id)
+    cause = line.safe_mode(scan.scanner_id, model.policy)
     out = line_decision(decision, reason, implausible=implausible, blank=blank,
                         audit_drawn=drawn, safe_mode=cause is not None,
-                        fallback=line.settings.safe_mode_fallback if line else "REVIEW")
+                        fallback=line.settings.safe_mode_fallback)
     fields = {"would_be": {"decision": decision, "reason": reason, "audit_draw": draw,
                            "safe_mode_cause": cause},
               "audit": out.audit, "checks": checks,
@@ -155,8 +156,7 @@ def line_fields(scan: PendingScan, decision: str, reason: str, model: LoadedMode
 
 
 def decide_batch(batch: list[PendingScan], model: LoadedModel | None,
-                 shadow: LoadedModel | None, embedding_dims: int,
-                 line: LineState | None = None,
+                 shadow: LoadedModel | None, embedding_dims: int, line: LineState,
                  check_plausibility: bool = True) -> list[dict[str, Any]]:
     """A row per item of the batch (in order), decided on `model`, then the line's rules."""
     rows: list[dict[str, Any] | None] = [None] * len(batch)
@@ -169,8 +169,7 @@ def decide_batch(batch: list[PendingScan], model: LoadedModel | None,
     if model is not None and todo:
         images = [batch[i].image for i in todo]
         ids = [batch[i].scanner_id for i in todo]
-        if line is not None:
-            line.refresh()
+        line.refresh()
         try:
             scores, emb, decisions, reasons = score_batch(model, images, ids)  # type: ignore[arg-type]
         except Exception:

@@ -14,6 +14,7 @@ any successful read every scanner counts as in safe mode: an unknown state never
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -65,6 +66,10 @@ class LineState:
                 log.error("line state not read from the store: %s", exc)
                 return
             self.stored, self.leaks, self.known = stored, leaks, True
+
+    async def refresh_async(self, force: bool = False) -> None:
+        """refresh() for the endpoints: the store read runs off the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.refresh, force)
 
     def safe_mode(self, scanner_id: str, policy: Policy | None) -> str | None:
         """The cause when the scanner is in safe mode, else None."""

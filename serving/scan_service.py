@@ -25,6 +25,7 @@ from typing import Any
 from PIL import Image
 
 from atr.package.image_stats import image_stats
+from atr.package.plausibility import image_figures
 from atr.package.preprocess import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from atr.package.reasons import STORE_ERROR
 from atr.store.image_store import ImageStore
@@ -61,7 +62,7 @@ class StoreUnavailable(RuntimeError):
 
 class ScanService:
     def __init__(self, settings: Settings, models: ModelManager, recorder: PredictionRecorder,
-                 images: ImageStore, line: LineState | None = None) -> None:
+                 images: ImageStore, line: LineState) -> None:
         self.settings = settings
         self.line = line
         self.models = models
@@ -97,7 +98,7 @@ class ScanService:
             row["image_ref"] = scan.image_ref
         self.recorder.write([row for _, row in mine])  # raises -> every handler answers 503
         for scan, _ in mine:
-            scan.data = scan.image = scan.display = None  # replies need none of them
+            scan.data = scan.image = None  # replies need neither
         return {row["request_id"]: row for _, row in mine}
 
     def _store_images(self, scans: list[PendingScan]) -> None:
@@ -131,8 +132,13 @@ class ScanService:
             log.exception("decoder failed on item %s", scan.item_id)
             scan.failure = IMAGE_UNREADABLE
             return
-        scan.display = model.scorer.preprocess.display(scan.image) if model else scan.image
-        scan.image_stats = image_stats(scan.display)
+        display = model.scorer.preprocess.display(scan.image) if model else scan.image
+        scan.image_stats = image_stats(display)
+        if self.settings.plausibility:
+            try:  # here, not in the scoring thread: it overlaps the previous batch's ONNX run
+                scan.figures = image_figures(display, scan.image.shape[:2])
+            except Exception:  # left unmeasured: the line's rules then INSPECT the item
+                log.exception("plausibility figures failed on item %s", scan.item_id)
 
     # --- event loop ---------------------------------------------------------------------
     async def decide(self, item: ScanInput, started: float) -> dict[str, Any]:

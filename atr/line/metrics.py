@@ -34,6 +34,7 @@ import numpy as np
 
 from atr.line.parcels import Parcel
 from atr.line.sender import Shot
+from atr.policy.bounds import clopper_pearson
 from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 
 PERCENTILES = (50, 90, 99)
@@ -130,8 +131,6 @@ def truth_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def line_rule_counts(done: Sequence[dict[str, Any]], leaks: int, not_low: int,
                      threat_items: int) -> dict[str, Any]:
     """What the service's own rules did (from the answers' reasons), and the bounds."""
-    from atr.policy.bounds import clopper_pearson
-
     reasons = Counter(str(r.get("reason")) for r in done)
     audits, held = reasons.get("audit", 0), reasons.get("safe_mode", 0)
     cleared = sum(1 for r in done if r["decision"] == "CLEAR")
