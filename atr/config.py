@@ -36,7 +36,26 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+        return hydra_compose(config_name=config_name,
+                             overrides=with_env_paths(config_name, overrides))
+
+
+# A paths group for every command, sub-jobs and DVC stages included (they inherit the
+# environment): runtime/stack/stack.env sets ATR_PATHS=stack (docs/stack.md). An explicit
+# `paths=...` override wins; configs without a paths group are left alone.
+PATHS_ENV = "ATR_PATHS"
+
+
+def with_env_paths(config_name: str, overrides: Sequence[str]) -> list[str]:
+    group = os.environ.get(PATHS_ENV)
+    if not group or any(override_key(o) == "paths" for o in overrides):
+        return list(overrides)
+    import yaml
+
+    doc = yaml.safe_load((conf_dir() / f"{config_name}.yaml").read_text()) or {}
+    if any(isinstance(d, dict) and "paths" in d for d in doc.get("defaults", [])):
+        return [f"paths={group}", *overrides]
+    return list(overrides)
 
 
 # Always passed: the three folders everything else derives from (conf/paths/default.yaml).

@@ -21,7 +21,7 @@ import httpx
 from omegaconf import DictConfig
 
 from atr.config import compose, merge_overrides, only, runtime_overrides
-from atr.demo_service import ServiceProcess
+from atr.demo_service import ServiceKeys, ServiceProcess
 from atr.demo_stages import leak_pass, note_leaks, recalibration_stages, safety_summary
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def _retrain(cfg: DictConfig, make_batch: bool) -> dict[str, Any]:
 
 
 def phase_line(cfg: DictConfig, url: str, phase: dict[str, Any], seed: int, prefix: str,
-                feedback: bool) -> dict[str, Any]:
+                feedback: bool, keys: ServiceKeys) -> dict[str, Any]:
     from atr.line.run import simulate
 
     d = cfg.demo
@@ -58,7 +58,7 @@ def phase_line(cfg: DictConfig, url: str, phase: dict[str, Any], seed: int, pref
         f"line.seed={seed}", f"line.rate={d.rate}", f"line.image_size={d.image_size}",
         f"line.item_prefix={prefix}", f"line.feedback={str(feedback).lower()}",
         f"line.feedback_share={d.feedback_share}", f"line.audit_share={d.audit_share}",
-        f"line.api_key={d.api_key}"]))
+        *keys.line_overrides()]))
     return simulate(line)
 
 
@@ -82,7 +82,8 @@ def wait_version(url: str, version: int, timeout_s: float) -> float:
     raise TimeoutError(f"the service did not switch to version {version} in {timeout_s:.0f} s")
 
 
-def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list]) -> dict:
+def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list],
+                 keys: ServiceKeys) -> dict:
     """Stream the new scanner in chunks, run the monitor after each, until the label budget
     is spent; returns when drift fired (items after onset) and the feedback sent."""
     d = cfg.demo
@@ -92,7 +93,7 @@ def _drift_phase(cfg: DictConfig, url: str, t0: float, timeline: dict[str, list]
         feedback = labels + n <= int(d.label_budget)  # never more labels than the budget
         summary = phase_line(cfg, url, {"scanner": d.scanner_b, "count": n},
                               seed=int(d.seed) + 1000 + sent, prefix=f"demo-b{sent}",
-                              feedback=feedback)
+                              feedback=feedback, keys=keys)
         chunks.append(summary)
         sent += n
         labels += int(summary.get("feedback", {}).get("stored", 0))
@@ -147,17 +148,19 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
     gate1 = first["gate"]
     timeline["events"].append({"t": time.time() - t0, "event": f"v{gate1['challenger']} approved"})
     phases: dict[str, Any] = {}
-    with ServiceProcess(cfg, api_key=str(d.api_key)) as service:
+    with ServiceProcess(cfg, scanners=[str(d.scanner_a), str(d.scanner_b)]) as service:
+        keys = service.keys  # issued into the demo's runtime (paths.keys_file)
         say(f"service up at {service.url}; scanner A: {d.scanner_a}")
         with progress.stage("scanner A on the line (v1)"):
             phases["A"] = phase_line(cfg, service.url,
                                       {"scanner": d.scanner_a, "count": d.items_a},
-                                      seed=int(d.seed), prefix="demo-a", feedback=False)
+                                      seed=int(d.seed), prefix="demo-a", feedback=False,
+                                      keys=keys)
         onset = time.time() - t0
         timeline["events"].append({"t": onset, "event": f"scanner switch -> {d.scanner_b}"})
         say(f"scanner switch: {d.scanner_b}")
         with progress.stage("scanner B on the line + monitor (drift, frontline labels)"):
-            drift = _drift_phase(cfg, service.url, t0, timeline)
+            drift = _drift_phase(cfg, service.url, t0, timeline, keys)
         say(f"{drift['labels_sent']} frontline labels sent; retraining")
         with progress.stage("v2: frontline batch + DVC pipeline + gate"):
             second = _retrain(cfg, make_batch=True)
@@ -172,10 +175,10 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
             phases["C"] = phase_line(cfg, service.url,
                                       {"scanner": d.scanner_b, "count": d.items_c},
                                       seed=int(d.seed) + 50_000, prefix="demo-c",
-                                      feedback=True)
+                                      feedback=True, keys=keys)
             leak_pass(cfg, timeline, t0, {str(d.scanner_a): int(d.items_a),
                                           str(d.scanner_b): int(d.drift_items) + int(d.items_c)})
-        recal = recalibration_stages(cfg, service.url, progress, phases, timeline, t0)
+        recal = recalibration_stages(cfg, service.url, progress, phases, timeline, t0, keys)
     figures = phase_figures(phases["A"], drift["chunks"], phases["C"],
                             float(d.target_leak_rate))
     figures["safety"] = safety_summary(phases, drift, timeline, float(d.target_leak_rate),

@@ -49,7 +49,7 @@ def leak_pass(cfg: DictConfig, timeline: dict[str, list], t0: float,
 
 
 def recalibration_stages(cfg: DictConfig, url: str, progress: Any, phases: dict[str, Any],
-                         timeline: dict[str, list], t0: float) -> dict[str, Any]:
+                         timeline: dict[str, list], t0: float, keys: Any) -> dict[str, Any]:
     """Recalibrate scanner B on the champion; if a version is registered: gate, simulated
     approval, hot swap, then scanner B on the line again (phase D)."""
     from atr.demo import phase_line, say, wait_version
@@ -83,7 +83,8 @@ def recalibration_stages(cfg: DictConfig, url: str, progress: Any, phases: dict[
         timeline["events"].append({"t": time.time() - t0,
                                    "event": f"v{brief['version']} (recalibrated) serving"})
         phases["D"] = phase_line(cfg, url, {"scanner": d.scanner_b, "count": d.items_d},
-                                  seed=int(d.seed) + 90_000, prefix="demo-d", feedback=False)
+                                  seed=int(d.seed) + 90_000, prefix="demo-d", feedback=False,
+                                  keys=keys)
     return brief
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from atr.config import compose, merge_overrides, only, runtime_overrides
+from atr.processes import stop_group
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +83,22 @@ def dvc_repro(repo: Path, env: dict[str, str] | None = None) -> str:
     out = []
     for cmd, cwd in steps:
         # stderr to a file: a pipe nobody reads while stdout streams would fill and block
+        # dvc in its own process group: a job stopped (Ctrl-C, SIGTERM) stops dvc and the
+        # stage it runs (atr/processes.py), instead of waiting for it or orphaning it
         with tempfile.TemporaryFile("w+") as err, subprocess.Popen(
                 cmd, cwd=cwd, env=run_env, stdout=subprocess.PIPE, stderr=err,
-                text=True) as proc:
+                text=True, start_new_session=True) as proc:
             lines = []
-            for line in proc.stdout or ():
-                lines.append(line)
-                if line.startswith("Running stage"):
-                    print(f"  [dvc {time.strftime('%H:%M:%S')}] {line.strip()}", flush=True)
-            proc.wait()
+            try:
+                for line in proc.stdout or ():
+                    lines.append(line)
+                    if line.startswith("Running stage"):
+                        print(f"  [dvc {time.strftime('%H:%M:%S')}] {line.strip()}",
+                              flush=True)
+                proc.wait()
+            except BaseException:
+                stop_group(proc)
+                raise
             err.seek(0)
             stderr = err.read()
         out.append("".join(lines))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import os
 import platform
@@ -127,16 +128,38 @@ class Server:
 
 
 # --- measurements ----------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (Linux /proc), and of the children
+    it has reaped; 0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(client: str, url: str, request: RequestSpec, n: int, concurrency: int,
-            warmup: int, rate: float | None = None) -> dict[str, Any]:
-    load_client.run(client, url, request, warmup, rate=None, concurrency=concurrency)
-    shots, wall = load_client.run(client, url, request, n, rate=rate, concurrency=concurrency)
+            warmup: int, rate: float | None = None,
+            headers: dict[str, str] | None = None, server: Server | None = None
+            ) -> dict[str, Any]:
+    load_client.run(client, url, request, warmup, rate=None, concurrency=concurrency,
+                    headers=headers)
+    pid = server.proc.pid if server else None
+    cpu0, client0 = (cpu_seconds(pid) if pid else 0.0), time.process_time()
+    shots, wall = load_client.run(client, url, request, n, rate=rate, concurrency=concurrency,
+                                  headers=headers)
+    client_cpu = time.process_time() - client0
     ok = [s for s in shots if s.ok]
     errors = [s.error for s in shots if not s.ok][:3]
-    return {"requests": n, "ok": len(ok), "errors": errors, "wall_s": round(wall, 3),
-            "throughput_per_s": round(len(ok) / wall, 2),
-            "latency_ms": latency_summary([s.latency_ms for s in ok]),
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
+    out = {"requests": n, "ok": len(ok), "errors": errors, "wall_s": round(wall, 3),
+           "throughput_per_s": round(len(ok) / wall, 2),
+           "latency_ms": latency_summary([s.latency_ms for s in ok]),
+           "load_avg_1m": round(os.getloadavg()[0], 2),
+           # where the 2 cores go: the load client's share comes off the server's figure
+           "client_cpu_ms_per_item": round(client_cpu / n * 1000, 3)}
+    if pid:  # mlflow's workers are child processes: only the server's own pid is counted
+        out["server_cpu_ms_per_item"] = round((cpu_seconds(pid) - cpu0) / n * 1000, 3)
+    return out
 
 
 def post_body(path: str, bodies: list[bytes], content_type: str,
@@ -155,8 +178,10 @@ def in_process_ceiling(package: Path, pngs: list[bytes], batch_sizes: list[int],
     from atr.package.preprocess import decode_image
 
     results: dict[str, Any] = {}
-    for threads in (1, None):  # None: ONNX Runtime's default (all cores)
-        scorer = OnnxScorer(package, intra_op_threads=threads)
+    # None: ONNX Runtime's default (all cores); spinning off as `atr serve` runs it, on as
+    # ONNX Runtime's default (one thread has no pool to spin)
+    for threads, spinning in ((1, True), (None, True), (None, False)):
+        scorer = OnnxScorer(package, intra_op_threads=threads, spinning=spinning)
         for bs in batch_sizes:
             done, i, t0 = 0, 0, time.perf_counter()
             while time.perf_counter() - t0 < seconds:
@@ -165,7 +190,8 @@ def in_process_ceiling(package: Path, pngs: list[bytes], batch_sizes: list[int],
                 scorer.policy.decide(scores)
                 done, i = done + bs, i + bs
             rate = done / (time.perf_counter() - t0)
-            results[f"threads={threads or 'default'},batch={bs}"] = round(rate, 1)
+            spin = "" if threads == 1 else f",spinning={spinning}"
+            results[f"threads={threads or 'default'}{spin},batch={bs}"] = round(rate, 1)
     best = max(results, key=results.__getitem__)
     return {"items_per_s": results[best], "best": best, "all": results}
 
@@ -272,18 +298,33 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # A new item_id per request, across runs: a repeated one would be a replay of the
+    # stored decision (idempotent item ids), not a decision
+    sent = itertools.count()
     scan = post_body("/v1/scans", pngs, "image/png",
-                     lambda k: {"item_id": f"bench-{k}", "scanner_id": "parcel_160kv"})
-    with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, *args.serve,
+                     lambda k: {"item_id": f"bench-{next(sent)}", "scanner_id": "parcel_160kv"})
+    from atr.store.migrations import upgrade
+
+    upgrade(f"sqlite:///{work / 'runtime' / 'predictions' / 'predictions.db'}")  # serve won't
+    from atr.demo_service import UNLIMITED, issue_keys
+
+    # The scans carry a scanner key, as the line's do (the key check is in the figure);
+    # the rate limit is lifted: the benchmark measures the ceiling, not the limit.
+    keys = issue_keys(work / "runtime" / "keys.yaml", ["parcel_160kv"], "bench")
+    auth = {"X-API-Key": keys.scanner}
+    with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, *UNLIMITED, *args.serve,
                  f"serve.port={port}"],
-                f"{url}/ready", env, work / "atr-serve.log"):
-        res["atr_serve"] = measure(args.client, url, scan, args.requests, args.concurrency, 30)
+                f"{url}/ready", env, work / "atr-serve.log") as served:
+        res["atr_serve"] = measure(args.client, url, scan, args.requests, args.concurrency, 30,
+                                   headers=auth, server=served)
         n_rate = int(args.rate * args.rate_seconds)
         res["atr_serve_open_loop"] = {"offered_per_s": args.rate, **measure(
-            args.client, url, scan, n_rate, args.concurrency, 10, rate=args.rate)}
+            args.client, url, scan, n_rate, args.concurrency, 10, rate=args.rate, headers=auth,
+            server=served)}
         if args.high_concurrency:
             res[f"atr_serve_c{args.high_concurrency}"] = measure(
-                args.client, url, scan, args.requests, args.high_concurrency, 30)
+                args.client, url, scan, args.requests, args.high_concurrency, 30, headers=auth,
+                server=served)
 
     for workers in [int(w) for w in args.mlflow_workers.split(",")]:
         port = free_port()
@@ -303,7 +344,7 @@ def main() -> None:
                     args.client, url, post_body("/invocations", b64_bodies, "application/json"),
                     args.requests, args.high_concurrency, 20)
 
-    res["in_process"] = in_process_ceiling(package, pngs, [1, 4, 8, 16, 32], seconds=3.0)
+    res["in_process"] = in_process_ceiling(package, pngs, [1, 4, 8, 16], seconds=3.0)
     res["service_extras_per_item"] = service_extras_ms(pngs, work / "image-store-probe")
     mlflow_best = max((k for k in res if k.startswith("mlflow_") and "_c" not in k),
                       key=lambda k: res[k]["throughput_per_s"])
@@ -316,12 +357,12 @@ def main() -> None:
         "speedup_vs_mlflow_best": round(atr_tp / res[mlflow_best]["throughput_per_s"], 2),
         "share_of_in_process_ceiling": round(atr_tp / res["in_process"]["items_per_s"], 3),
         f"p99_ms_at_{args.rate:g}_per_s": open_p99,
-        "targets": {"speedup_vs_mlflow_best >= 3": atr_tp >= 3 * res[mlflow_best][
-            "throughput_per_s"],
-                    "share_of_in_process_ceiling >= 0.6": atr_tp >= 0.6 * res["in_process"][
-                        "items_per_s"],
-                    f"p99 <= 50 ms at {args.rate:g}/s": open_p99 is not None and open_p99 <= 50},
     }
+    # Issue 14: at least MLflow's best form at both concurrencies, in this one run, and
+    # 85 % of the in-process ceiling with 16 requests in flight (micro-batching's case).
+    c, ceiling = args.concurrency, res["in_process"]["items_per_s"]
+    targets = {f"speedup_vs_mlflow_best >= 1 at {c}": atr_tp >= res[mlflow_best][
+        "throughput_per_s"]}
     hc = args.high_concurrency
     if hc:
         best_hc = max((k for k in res if k.startswith("mlflow_") and k.endswith(f"_c{hc}")),
@@ -331,7 +372,12 @@ def main() -> None:
             "atr_serve_items_per_s": atr_hc, "mlflow_best": best_hc,
             "mlflow_best_items_per_s": res[best_hc]["throughput_per_s"],
             "speedup_vs_mlflow_best": round(atr_hc / res[best_hc]["throughput_per_s"], 2),
-            "share_of_in_process_ceiling": round(atr_hc / res["in_process"]["items_per_s"], 3)}
+            "share_of_in_process_ceiling": round(atr_hc / ceiling, 3)}
+        targets[f"speedup_vs_mlflow_best >= 1 at {hc}"] = atr_hc >= res[best_hc][
+            "throughput_per_s"]
+        targets[f"share_of_in_process_ceiling >= 0.85 at {hc}"] = atr_hc >= 0.85 * ceiling
+    targets[f"p99 <= 50 ms at {args.rate:g}/s"] = open_p99 is not None and open_p99 <= 50
+    summary["targets"] = targets
     doc = {
         "summary": summary, "results": res,
         "model": {"name": NAME, "version": version, "source": source,

@@ -1,7 +1,8 @@
 """POST /v1/feedback: inspection outcomes and analyst verdicts, the labels of decided items.
 
-Authenticated by `X-API-Key` (keys from serve.api_keys and $ATR_API_KEYS); with no key
-configured every call is refused: labels steer retraining, so they are never anonymous.
+Authenticated by `X-API-Key`: an inspection key sends `source: inspection`, an analyst
+key `source: analyst` (serving/keys.py, `atr keys issue --role inspection|analyst`); with
+no key registry every call is refused: labels steer retraining, so they are never anonymous.
 
 Label keys: the served model's taxonomy classes and both low-risk truths (`paper_only`,
 `no_threat`), so whichever definition the served model clears on (its first output) is
@@ -16,30 +17,41 @@ class or with `no_threat = 0`) is refused (422), naming the label.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy, default_taxonomy
-from serving.api_common import key_accepted, validation_detail
+from serving.api_common import keyed
+from serving.api_docs import ErrorBody
+from serving.keys import KeyRecord
 from serving.state import ServiceState
 
 router = APIRouter()
+FeedbackKey = Annotated[KeyRecord, Depends(keyed(("inspection", "analyst"), "feedback"))]
 PAPER_ONLY, NO_THREAT = LOW_RISK_DEFINITIONS
 
 
 class FeedbackIn(BaseModel):
+    """A verdict on a decided item; `source` must be the key's role."""
     model_config = ConfigDict(extra="forbid")
 
     item_id: str = Field(min_length=1, max_length=200)
-    labels: dict[str, Literal[0, 1]]
+    labels: dict[str, Literal[0, 1]] = Field(min_length=1, description="class (or "
+                                             "paper_only/no_threat) -> 0/1, at least one")
     source: Literal["inspection", "analyst"]
     who: str = Field(min_length=1, max_length=200)
     at: datetime
+
+
+class FeedbackStored(BaseModel):
+    feedback_id: int
+    item_id: str
+    labels: dict[str, int]
+    stored: bool
 
 
 def _taxonomy(state: ServiceState) -> Taxonomy:
@@ -79,21 +91,23 @@ def _check_labels(labels: dict[str, int], taxonomy: Taxonomy) -> dict[str, int]:
     return out
 
 
-@router.post("/v1/feedback")
-async def feedback(request: Request) -> JSONResponse:
+_REFUSALS = {401: "missing, unknown or revoked key", 403: "the key's role is not the source",
+             404: "no decision stored for the item", 422: "a malformed verdict (named)",
+             429: "the key's rate limit"}
+
+
+@router.post("/v1/feedback", status_code=201, response_model=None,
+             responses={201: {"model": FeedbackStored},
+                        **{c: {"model": ErrorBody, "description": d}
+                           for c, d in _REFUSALS.items()}})
+async def feedback(request: Request, fb: FeedbackIn, key: FeedbackKey) -> JSONResponse:
     state: ServiceState = request.app.state.svc
-    if not key_accepted(request, state.settings.all_api_keys()):
-        return JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401,
-                            headers={"WWW-Authenticate": "X-API-Key"})
+    if fb.source != key.role:
+        state.metrics.auth_refused.labels(reason="wrong_role").inc()
+        raise HTTPException(403, f"key {key.name!r} has role {key.role!r}: it may send "
+                            f"source {key.role!r} only, not {fb.source!r}")
     try:
-        doc: Any = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return JSONResponse({"detail": f"body is not valid JSON: {exc}"}, status_code=400)
-    try:
-        fb = FeedbackIn.model_validate(doc)
         labels = _check_labels(fb.labels, _taxonomy(state))
-    except ValidationError as exc:
-        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
     except ValueError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=422)
     at = fb.at if fb.at.tzinfo else fb.at.replace(tzinfo=UTC)

@@ -4,8 +4,8 @@
     POST /v1/scanners/{scanner_id}/safe-mode   {"action": "enter"|"lift", "by": NAME,
                                                 "note": "..."}   header X-API-Key
 
-Changes need an operator key (serve.operator_keys, $ATR_OPERATOR_KEYS); with none
-configured every change is refused. Who and when are recorded in `scanner_events`. A
+Changes need an operator key (`atr keys issue --role operator`); with no key registry
+every change is refused. Who and when are recorded in `scanner_events`. A
 scanner in safe mode because the champion's calibration does not certify it cannot be
 lifted here (409): that ends when a version certified for it becomes champion
 (`atr recalibrate`, then the gate and a reviewer's approval).
@@ -14,18 +14,23 @@ lifted here (409): that ends when a version certified for it becomes champion
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from atr.store.safe_mode import enter_safe_mode, lift_safe_mode, scanner_events
-from serving.api_common import key_accepted, validation_detail
+from serving.api_common import keyed
+from serving.api_docs import ErrorBody
+from serving.keys import KeyRecord
 from serving.line_state import uncovered
 from serving.state import ServiceState
+from serving.uploads import MAX_ID
 
 router = APIRouter()
+OperatorKey = Annotated[KeyRecord, Depends(keyed(("operator",), "safe-mode change"))]
+ScannerPath = Annotated[str, Path(min_length=1, max_length=MAX_ID["scanner_id"])]
 
 
 class SafeModeIn(BaseModel):
@@ -51,16 +56,14 @@ async def scanners(request: Request) -> JSONResponse:
                          "events": events[-200:]}, media_type="application/json")
 
 
-@router.post("/v1/scanners/{scanner_id}/safe-mode")
-async def change(scanner_id: str, request: Request) -> JSONResponse:
+@router.post("/v1/scanners/{scanner_id}/safe-mode", responses={
+    c: {"model": ErrorBody, "description": d} for c, d in {
+        401: "missing, unknown or revoked key", 403: "not an operator key",
+        409: "an uncovered scanner cannot be lifted here", 422: "a malformed change (named)",
+        429: "the key's rate limit", 503: "store_error: nothing changed"}.items()})
+async def change(scanner_id: ScannerPath, doc: SafeModeIn, request: Request,
+                 key: OperatorKey) -> JSONResponse:
     state: ServiceState = request.app.state.svc
-    if not key_accepted(request, state.settings.all_operator_keys()):
-        return JSONResponse({"detail": "missing or wrong operator X-API-Key"}, status_code=401,
-                            headers={"WWW-Authenticate": "X-API-Key"})
-    try:
-        doc = SafeModeIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
     model = state.models.current
     version = model.version if model else None
     if doc.action == "lift" and model is not None and state.settings.uncovered_safe_mode \

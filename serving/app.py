@@ -12,9 +12,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import api_feedback, api_ops, api_safe_mode, api_scans
+from serving.api_common import validation_failed
+from serving.request_log import request_id_from, request_id_var
 from serving.settings import Settings
 from serving.state import ServiceState
 
@@ -37,8 +40,12 @@ def create_app(settings: Settings) -> FastAPI:
             await state.scans.stop()
             state.recorder.close()
 
-    app = FastAPI(title="ATR sorting-line service", version="1", lifespan=lifespan)
+    # FastAPI's native OpenTelemetry hooks are off: /metrics is the service's telemetry, and
+    # the check costs the line's hot path on every request.
+    app = FastAPI(title="ATR sorting-line service", version="1", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.svc = state
+    app.add_exception_handler(RequestValidationError, validation_failed)  # today's 4xx bodies
 
     app.add_middleware(RequestMetrics, state=state)
     for module in (api_scans, api_feedback, api_ops, api_safe_mode):
@@ -60,15 +67,21 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = [500]  # an app that dies before answering counts as a 500
+        request_id = request_id_from(scope.get("headers", []))
+        token = request_id_var.set(request_id)
 
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (b"x-request-id", request_id.encode("ascii"))]
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
+            request_id_var.reset(token)
             path: Any = scope.get("path", "")
             endpoint = path if path in ENDPOINTS else "other"
             self.metrics.requests.labels(endpoint=endpoint, status=str(status[0])).inc()

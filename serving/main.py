@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from serving.request_log import configure_logging
 from serving.settings import settings_from_cfg
 
 
@@ -14,9 +14,8 @@ def run(cfg: Any) -> None:
     from serving.app import create_app
 
     settings = settings_from_cfg(cfg)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     # One process, one event loop: the micro-batcher needs all requests in the same
     # queue. Scale out with more processes/replicas behind a load balancer (shared store).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False)
+                log_level=settings.log_level, access_log=False, log_config=None)

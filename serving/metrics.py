@@ -27,8 +27,9 @@ class ServiceMetrics:
         self.swaps = Counter("atr_model_swaps_total", "Model swaps (approvals and rollbacks)",
                              ["role"], registry=r)
         self.swap_failures = Counter("atr_model_swap_failures_total",
-                                     "Candidate versions refused (old model kept)", ["role"],
-                                     registry=r)
+                                     "Candidate versions refused (old model kept), by cause: "
+                                     "registry|checksum|package|warm_up|unapproved",
+                                     ["role", "cause"], registry=r)
         # The line's rules: the audit share is audits / would_clear per scanner.
         self.would_clear = Counter("atr_would_clear_total",
                                    "Items the policy would CLEAR, by scanner", ["scanner"],
@@ -45,6 +46,11 @@ class ServiceMetrics:
                                ["scanner", "cause"], registry=r)
         self.leak = Gauge("atr_leak", "Live leak monitor figures (atr monitor), by scanner "
                           "and model version", ["scanner", "version", "figure"], registry=r)
+        # Keys (serving/api_common.py): refusals by reason, 429s by key name
+        self.auth_refused = Counter("atr_auth_refused_total", "Calls refused by the key "
+                                    "check (401/403/503)", ["reason"], registry=r)
+        self.rate_limited = Counter("atr_rate_limited_total", "Calls refused 429 by a key's "
+                                    "rate limit (per replica)", ["key_name"], registry=r)
         self.batch_size = Histogram("atr_batch_size", "Images per ONNX run (micro-batch)",
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
 

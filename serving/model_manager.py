@@ -5,6 +5,13 @@ reads it once and keeps that reference, so a swap — one assignment — never d
 in flight, and no request waits on a load: candidates are downloaded, verified and warmed
 up in the poller thread while the old model keeps serving. Moving the alias back is a
 rollback by the same path.
+
+A refused candidate (CandidateError: registry, checksum, package, warm_up, unapproved) is
+logged as one structured line (`model_refused role=... version=... cause=...`) and counted
+in atr_model_swap_failures_total{role,cause}, once per version and cause; the old model
+keeps serving. A version refused for its files is retried after RETRY_FAILED_S; an
+unapproved one is re-checked at every poll (a metadata read, no download), so the approval
+recorded just after the alias moved is picked up at the next poll.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from serving.metrics import ServiceMetrics
-from serving.model_source import LoadedModel, ModelSource
+from serving.model_source import CandidateError, LoadedModel, ModelSource, UnapprovedError
 from serving.settings import Settings
 
 log = logging.getLogger("serving.model")
@@ -36,6 +43,7 @@ class ModelManager:
         self.shadow: LoadedModel | None = None
         self.last_error: str | None = None
         self._failed: dict[tuple[str, str], float] = {}
+        self._counted: set[tuple[str, str, str]] = set()  # (role, version, cause) refused
         # Called (in the poller thread) with each new champion, after the swap.
         self.on_champion: list[Callable[[LoadedModel], Any]] = []
         self._stop = threading.Event()
@@ -80,13 +88,26 @@ class ModelManager:
         if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_S:
             return
         try:
-            model = self.source.load(version, alias)
+            model = self.source.load(version, alias, approved=role == "champion")
         except Exception as exc:  # any failure of a candidate: log it, keep the old model
-            self._failed[(role, version)] = time.monotonic()
-            self.metrics.swap_failures.labels(role=role).inc()
-            self._note(f"refused {self.settings.model_name} v{version} (@{alias}): {exc}")
+            cause = exc.cause if isinstance(exc, CandidateError) else "load"
+            if not isinstance(exc, UnapprovedError):
+                self._failed[(role, version)] = time.monotonic()
+            self._refused(role, version, alias, cause, exc)
             return
         self._swap(role, model)
+
+    def _refused(self, role: str, version: str, alias: str, cause: str,
+                 exc: BaseException) -> None:
+        key = (role, version, cause)
+        if key not in self._counted:  # one event per version and cause, not one per poll
+            self._counted.add(key)
+            self.metrics.swap_failures.labels(role=role, cause=cause).inc()
+            log.error("model_refused role=%s model=%s version=%s alias=%s cause=%s kept=%s",
+                      role, self.settings.model_name, version, alias, cause,
+                      held.version if (held := self.current if role == "champion"
+                                       else self.shadow) else None)
+        self._note(f"refused {self.settings.model_name} v{version} (@{alias}): {exc}")
 
     def _swap(self, role: str, model: LoadedModel) -> None:
         old = self.current if role == "champion" else self.shadow

@@ -11,6 +11,8 @@ commit of one batch overlaps the scoring of the next. An upload whose header ann
 very large image is decoded in the default thread pool before it is queued, so a hostile
 pixel count cannot stall a whole batch.
 Whatever fails, the item gets a row in the store and a decision (INSPECT for failures).
+A resent item_id (same scanner) gets the decision stored the first time, `replay` marked,
+whatever that was (an INSPECT/timeout included): one item, one decision (serving/recorder.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ log = logging.getLogger("serving.scans")
 
 # Uploads announcing more pixels than this are decoded off the scoring thread.
 BIG_IMAGE_PIXELS = 4_000_000
+# A PNG's signature, then its first chunk (IHDR, 13 bytes long): width, height follow.
+_PNG_IHDR = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 # Concurrent image syncs per batch (I/O waits: they do not compete for the cores).
 IO_THREADS = 8
 
@@ -94,17 +98,22 @@ class ScanService:
         # Items whose handler already answered `timeout` keep that row, not this one.
         mine = [(scan, row) for scan, row in zip(batch, rows, strict=True) if scan.claim()]
         self._store_images([scan for scan, _ in mine])
+        # An upload whose image could not be stored gets no row and no acknowledgement: its
+        # handler answers 503 store_error (INSPECT), as when the row cannot be written.
+        mine = [(scan, row) for scan, row in mine if scan.data is None or scan.image_ref]
         for scan, row in mine:
             row["image_ref"] = scan.image_ref
-        self.recorder.write([row for _, row in mine])  # raises -> every handler answers 503
+        # raises -> every handler answers 503; a resent item gets its stored decision
+        replays = self.recorder.write([row for _, row in mine])
         for scan, _ in mine:
             scan.data = scan.image = None  # replies need neither
-        return {row["request_id"]: row for _, row in mine}
+        return {row["request_id"]: replays.get(row["request_id"], row) for _, row in mine}
 
     def _store_images(self, scans: list[PendingScan]) -> None:
         """Each upload durably in the image store (kept even when it does not decode: an
-        analyst may want to see what came in); a failed write leaves the row without a
-        reference, as the reference must never name a file that is not there."""
+        analyst may want to see what came in); a failed write leaves the scan without a
+        reference (the reference must never name a file that is not there), and
+        `_commit_batch` then refuses the item."""
         todo = [s for s in scans if s.data is not None and s.image_ref is None]
         if not todo:
             return
@@ -177,8 +186,8 @@ class ScanService:
         """The handler owns the item (claimed): its image, then its INSPECT/timeout row."""
         self._store_images([scan])
         row = failsafe_row(scan, TIMEOUT, self.models.current)
-        self.recorder.write([row])
-        return row
+        # An item decided before (a resend) keeps that decision, not this timeout.
+        return self.recorder.write([row]).get(row["request_id"], row)
 
     def _unstored(self, scan: PendingScan) -> StoreUnavailable:
         return StoreUnavailable(failsafe_row(scan, STORE_ERROR, self.models.current))
@@ -195,7 +204,10 @@ class ScanService:
 
 def _announced_pixels(data: bytes | None) -> int:
     """Width x height from the image header (Pillow reads no pixel data); 0 if unreadable
-    (the scoring thread's decode then reports why)."""
+    (the scoring thread's decode then reports why). A PNG's come straight from its IHDR
+    chunk (0.2 us instead of Pillow's 8 us, on the event loop for every scan)."""
+    if data is not None and data[:16] == _PNG_IHDR and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
     try:
         with Image.open(io.BytesIO(data)) as img:  # type: ignore[arg-type]
             width, height = img.size

@@ -8,15 +8,14 @@ default to paths/registry and may override the rest), so they are written once, 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-API_KEYS_ENV = "ATR_API_KEYS"
-OPERATOR_KEYS_ENV = "ATR_OPERATOR_KEYS"
+from serving.keys import ROLES
+from serving.rate_limit import RateLimit, default_limits
 
 
 @dataclass(frozen=True)
@@ -44,14 +43,21 @@ class Settings:
     # ONNX Runtime threads per scoring run (one scoring thread); 2 measured best with the
     # 4-view model (serving/README.md)
     intra_op_threads: int | None = 2
+    # ONNX Runtime's threads busy-wait between runs when true (its default); off, they sleep
+    # and leave the cores to the event loop and the decode thread (serving/README.md)
+    ort_spinning: bool = False
     # Decode each upload in a decode thread as it arrives, overlapping the ONNX run of the
     # batch before (measured +7 %: serving/README.md)
     decode_ahead: bool = True
-    # Keys for POST /v1/feedback (header X-API-Key); ATR_API_KEYS=a,b adds more
-    api_keys: tuple[str, ...] = field(default_factory=tuple)
-    # Keys for the operator's calls (safe mode on/off); ATR_OPERATOR_KEYS=a,b adds more
-    operator_keys: tuple[str, ...] = field(default_factory=tuple)
+    # The API key registry (serving/keys.py, `atr keys`): scanner keys for the scans,
+    # inspection/analyst keys for feedback, operator keys for safe mode. Re-read within
+    # ~1 s of a change. None (no registry): every keyed call is refused (401).
+    keys_file: str | None = None
+    # Token bucket per key, by the key's role: rate (items/s) and burst (serving/rate_limit.py)
+    rate_limits: dict[str, RateLimit] = field(default_factory=default_limits)
     log_level: str = "info"
+    # json: one object a line with the request id (serving/request_log.py); text: a terminal's
+    log_format: str = "json"
     # --- the line's rules (atr/policy/line_rules.py) -------------------------------------
     # Share of would-be CLEARs sent to INSPECT as random audits (the only unbiased sample
     # of what CLEAR releases), per scanner in audit_shares, else audit_share; the draw is
@@ -70,9 +76,13 @@ class Settings:
     def __post_init__(self) -> None:
         # A composed config gives a list: kept as a tuple, so that settings built either
         # way compare equal.
-        object.__setattr__(self, "api_keys", tuple(str(k) for k in self.api_keys or ()))
-        object.__setattr__(self, "operator_keys",
-                           tuple(str(k) for k in self.operator_keys or ()))
+        limits = {**default_limits(), **{str(k): v if isinstance(v, RateLimit) else RateLimit(
+            **dict(v)) for k, v in dict(self.rate_limits or {}).items()}}
+        unknown = sorted(set(limits) - set(ROLES))
+        if unknown:
+            raise ValueError(f"serve.rate_limits.{unknown[0]}: not a key role "
+                             f"({', '.join(ROLES)})")
+        object.__setattr__(self, "rate_limits", limits)
         object.__setattr__(self, "audit_shares",
                            {str(k): float(v) for k, v in dict(self.audit_shares or {}).items()})
         for name, share in {"audit_share": self.audit_share, **{
@@ -82,6 +92,8 @@ class Settings:
         if self.safe_mode_fallback not in ("REVIEW", "INSPECT"):
             raise ValueError("serve.safe_mode_fallback must be REVIEW or INSPECT, got "
                              f"{self.safe_mode_fallback!r}")
+        if self.log_format not in ("json", "text"):
+            raise ValueError(f"serve.log_format must be json or text, got {self.log_format!r}")
         if self.state_poll_seconds <= 0:
             raise ValueError("serve.state_poll_seconds must be > 0")
         if self.max_batch < 1:
@@ -95,20 +107,6 @@ class Settings:
     @property
     def registry(self) -> str:
         return self.registry_uri or self.tracking_uri
-
-    def all_api_keys(self) -> frozenset[str]:
-        """Configured keys plus those in $ATR_API_KEYS (comma-separated; read at each call so
-        a key can be rotated by restarting with a new environment, not a new config)."""
-        return _keys(self.api_keys, API_KEYS_ENV)
-
-    def all_operator_keys(self) -> frozenset[str]:
-        """Operator keys: configured plus $ATR_OPERATOR_KEYS (read at each call)."""
-        return _keys(self.operator_keys, OPERATOR_KEYS_ENV)
-
-
-def _keys(configured: tuple[str, ...], env_name: str) -> frozenset[str]:
-    env = [k.strip() for k in os.environ.get(env_name, "").split(",")]
-    return frozenset(k for k in (*configured, *env) if k)
 
 
 def settings_from_cfg(cfg: Any) -> Settings:

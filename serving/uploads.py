@@ -37,7 +37,7 @@ class ScanInput:
     too_large: bool = False
 
 
-def _media_type(request: Request) -> str:
+def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
@@ -72,37 +72,49 @@ async def _upload(file: Any, field: str, limit: int) -> tuple[bytes | None, str 
     return (None, file.filename, True) if len(data) > limit else (data, file.filename, False)
 
 
-async def read_scan(request: Request, limit: int) -> ScanInput:
+@dataclass
+class ScanFields:
+    """What FastAPI parsed for POST /v1/scans (api_scans declares them): the multipart
+    form's fields, or the raw body's ids as query parameters or X- headers."""
+    file: Any = None
+    item_id: str | None = None
+    scanner_id: str | None = None
+    query_item_id: str | None = None
+    query_scanner_id: str | None = None
+    header_item_id: str | None = None
+    header_scanner_id: str | None = None
+
+
+async def read_scan(request: Request, limit: int, fields: ScanFields) -> ScanInput:
     """POST /v1/scans: raw image body (+ item_id/scanner_id in query or X- headers) or
     multipart with `file`, `item_id`, `scanner_id`."""
-    media = _media_type(request)
+    media = media_type(request)
     if media == "multipart/form-data":
-        form = await request.form()
-        if "file" not in form:
+        if fields.file is None:
             raise RequestError(422, "multipart field 'file' (the image) is missing")
-        item_id = _ident(form.get("item_id"), "item_id")
-        scanner_id = _ident(form.get("scanner_id"), "scanner_id")
-        data, name, too_large = await _upload(form.get("file"), "file", limit)
+        item_id = _ident(fields.item_id, "item_id")
+        scanner_id = _ident(fields.scanner_id, "scanner_id")
+        data, name, too_large = await _upload(fields.file, "file", limit)
         return ScanInput(item_id, scanner_id, data, name, too_large)
     if media.startswith(RAW_TYPES):
-        q, h = request.query_params, request.headers
-        item_id = _ident(q.get("item_id") or h.get("x-item-id"), "item_id")
-        scanner_id = _ident(q.get("scanner_id") or h.get("x-scanner-id"), "scanner_id")
+        item_id = _ident(fields.query_item_id or fields.header_item_id, "item_id")
+        scanner_id = _ident(fields.query_scanner_id or fields.header_scanner_id, "scanner_id")
         data, too_large = await _raw_body(request, limit)
         return ScanInput(item_id, scanner_id, data, None, too_large)
     raise RequestError(415, f"Content-Type {media or '(none)'!r} not accepted: send image/*, "
                             "application/octet-stream or multipart/form-data")
 
 
-async def read_batch(request: Request, limit: int) -> list[ScanInput]:
+async def read_batch(request: Request, limit: int, files: list[Any] | None,
+                     item_ids: list[str] | None, scanner_id: str | None,
+                     scanner_ids: list[str] | None) -> list[ScanInput]:
     """POST /v1/scans/batch: multipart (`files` x N, `item_ids` x N, `scanner_id` or
-    `scanner_ids` x N) or JSON {"scanner_id"?, "items": [{item_id, image_b64, scanner_id?,
-    filename?}]}."""
-    media = _media_type(request)
+    `scanner_ids` x N, as FastAPI parsed them) or JSON {"scanner_id"?, "items": [{item_id,
+    image_b64, scanner_id?, filename?}]}."""
+    media = media_type(request)
     if media == "multipart/form-data":
-        form = await request.form()
-        files, ids = form.getlist("files"), form.getlist("item_ids")
-        scanners = form.getlist("scanner_ids") or [form.get("scanner_id")] * len(files)
+        files, ids = files or [], item_ids or []
+        scanners = scanner_ids or [scanner_id] * len(files)
         if not files:
             raise RequestError(422, "multipart field 'files' (one per item) is missing")
         _check_count(len(files), {"item_ids": len(ids), "scanner_ids": len(scanners)})

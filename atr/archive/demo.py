@@ -120,18 +120,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     steps.done("drift_thresholds", t)
     monitor = stages.MonitorRuns(base, int(a.monitor.window_size), int(a.monitor.window_step),
                                  calibration["thresholds"] if calibration else None)
-    with stages.service(base, str(a.api_key)) as url:
+    with stages.service(base, [str(a.archive_scanner), str(ns.scanner_id)]) as service:
         t = time.time()
-        _say(f"service up at {url}; replaying {a.replay.archive_items} items of the "
+        _say(f"service up at {service.url}; replaying {a.replay.archive_items} items of the "
              f"archive's {a.replay.split} split as {a.archive_scanner}")
-        line_a = stages.replay(base, url, a, archive, str(a.archive_scanner),
+        line_a = stages.replay(base, service, a, archive, str(a.archive_scanner),
                                int(a.replay.archive_items), prefix="archive", seed=0)
         after_archive = monitor.run()
         steps.done("replay_archive", t)
         t = time.time()
         _say(f"replaying the new scanner {ns.scanner_id} ({crops}) in chunks of "
              f"{a.replay.chunk}")
-        drift = stages.new_scanner_phase(base, url, a, crops, monitor)
+        drift = stages.new_scanner_phase(base, service, a, crops, monitor)
         steps.done("replay_new_scanner", t)
     events = drift_events(root, [str(a.archive_scanner), str(ns.scanner_id)])
     summary = {

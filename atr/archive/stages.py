@@ -60,16 +60,17 @@ def approve(base: list[str], version: int | str) -> None:
 
 
 @contextmanager
-def service(base: list[str], api_key: str) -> Iterator[str]:
-    """`atr serve` on a free loopback port, serving the archive model's @champion."""
+def service(base: list[str], scanners: list[str]) -> Iterator[Any]:
+    """`atr serve` on a free loopback port, serving the archive model's @champion; the
+    ServiceProcess (its url, and the keys it issued: the scanner key for `scanners`)."""
     from atr.demo_service import ServiceProcess
 
     cfg = compose("serve", base)
-    with ServiceProcess(cfg, api_key=api_key) as proc:
-        yield proc.url
+    with ServiceProcess(cfg, scanners=scanners, key_prefix="archive-demo") as proc:
+        yield proc
 
 
-def replay(base: list[str], url: str, a: DictConfig, dataset: Path, scanner_id: str,
+def replay(base: list[str], service: Any, a: DictConfig, dataset: Path, scanner_id: str,
            count: int, prefix: str, seed: int, split: str | None = None,
            feedback: bool | None = None, offset: int = 0) -> dict[str, Any]:
     """`atr line` with one replay phase of `dataset` (count 0: the split once)."""
@@ -80,9 +81,9 @@ def replay(base: list[str], url: str, a: DictConfig, dataset: Path, scanner_id: 
              f"scanner_id: {scanner_id}}}")
     use_feedback = bool(a.feedback) if feedback is None else feedback
     return simulate(compose("line", merge_overrides(_paths(base), [
-        f"line.url={url}", f"line.phases=[{phase}]", f"line.seed={seed}",
+        f"line.url={service.url}", f"line.phases=[{phase}]", f"line.seed={seed}",
         f"line.rate={a.replay.rate}", f"line.item_prefix={prefix}",
-        f"line.feedback={str(use_feedback).lower()}", f"line.api_key={a.api_key}",
+        f"line.feedback={str(use_feedback).lower()}", *service.keys.line_overrides(),
         "line.ready_timeout_s=60"])))
 
 
@@ -123,7 +124,7 @@ class MonitorRuns:
         return result
 
 
-def new_scanner_phase(base: list[str], url: str, a: DictConfig, crops: Path,
+def new_scanner_phase(base: list[str], service: Any, a: DictConfig, crops: Path,
                       monitor: MonitorRuns) -> dict[str, Any]:
     """Replay every crop once, in chunks, the monitor after each chunk: the items sent
     when drift first fired on the new scanner, and each pass's signals."""
@@ -136,7 +137,7 @@ def new_scanner_phase(base: list[str], url: str, a: DictConfig, crops: Path,
     while sent < total:
         n = min(chunk, total - sent)
         # one seeded order over all crops: chunk k sends positions [sent, sent + n)
-        part = replay(base, url, a, crops, scanner, n, prefix=f"{scanner}-c{sent}", seed=1,
+        part = replay(base, service, a, crops, scanner, n, prefix=f"{scanner}-c{sent}", seed=1,
                       split="test", feedback=False, offset=sent)
         lines.append(part)
         sent += n

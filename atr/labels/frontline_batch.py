@@ -39,6 +39,7 @@ from atr.data.dataset_writer import DatasetWriter
 from atr.data.splits import DEFAULT_FRACTIONS, assign_splits, with_strata
 from atr.labels.frontline_images import SpecLookup, Upload, UploadUnusable, inspect_upload
 from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
+from atr.store.feedback_join import joined_decision
 from atr.store.image_store import ImageStore
 from atr.store.prediction_store import Feedback, Prediction
 
@@ -154,7 +155,8 @@ def _lookup(
         chunk = item_ids[k : k + _CHUNK]
         for p in s.scalars(
             select(Prediction)
-            .where(Prediction.item_id.in_(chunk), Prediction.image_ref.is_not(None))
+            .where(Prediction.item_id.in_(chunk), Prediction.image_ref.is_not(None),
+                   Prediction.image_pruned_at.is_(None))  # retention removed the bytes
             .order_by(Prediction.created_at, Prediction.id)
         ):
             preds.setdefault(p.item_id, []).append(p)
@@ -223,12 +225,9 @@ def _verdict_key(fb: Feedback) -> tuple[Any, ...]:
 
 
 def _prediction_for(rows: list[Prediction], at: datetime | None) -> Prediction | None:
-    """The item's last decision before the verdict (the image the verdict is about); a
-    verdict timed before any decision (clock skew) falls back to the latest decision."""
-    if not rows:
-        return None
-    before = [p for p in rows if at is None or _utc(p.created_at) <= _utc(at)]
-    return (before or rows)[-1]
+    """Of the item's decisions with an image, the one the verdict joins (the image it is
+    about): the store's one rule, atr.store.feedback_join."""
+    return joined_decision(rows, at)
 
 
 def _write(

@@ -23,6 +23,7 @@ can tell, rather than being written in a form that may be wrong for training.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +89,9 @@ def inspect_upload(images: ImageStore, ref: str, model_name: str | None,
                    model_version: str | None, specs: SpecLookup | None) -> Upload:
     """How the stored upload `ref` goes into a batch; raises UploadUnusable with the reason."""
     try:
-        with Image.open(images.path(ref)) as img:  # header only
+        # header only from a folder; an object store (no path) hands over the bytes
+        source = images.path(ref) if hasattr(images, "path") else io.BytesIO(images.get(ref))
+        with Image.open(source) as img:
             ext = IMAGE_EXT.get(str(img.format), "")
             candidate = img.mode in _WIDE_MODES and (
                 getattr(img, "n_frames", 1) >= 2 or img.size[1] % 2 == 0)

@@ -25,7 +25,7 @@ from atr.labels.label_queue import QueueWeights, mark_exported, open_tasks, refr
 from atr.labels.labelstudio import CONFIG_FILE, export_labelstudio, import_labelstudio
 from atr.policy.decision import Policy
 from atr.policy.taxonomy import Taxonomy
-from atr.store.image_store import ImageStore
+from atr.store.image_store import open_image_store
 from atr.store.prediction_store import open_store
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
             pairs,
             out,
             taxonomy=_taxonomy(cfg),
-            images=ImageStore(str(cfg.paths.image_store)),
+            images=open_image_store(str(cfg.paths.image_store)),
             image_root=str(lc.image_root),
             image_url_prefix=lc.get("image_url_prefix") or None,
             policy=policy,
@@ -76,7 +76,7 @@ def batch(cfg: DictConfig) -> dict[str, Any]:
     lc = cfg.labels
     result = write_frontline_batch(
         open_store(str(cfg.paths.prediction_db)),
-        ImageStore(str(cfg.paths.image_store)),
+        open_image_store(str(cfg.paths.image_store)),
         _taxonomy(cfg),
         str(lc.batch_dir),
         splits=dict(lc.splits),

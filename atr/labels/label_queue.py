@@ -137,7 +137,8 @@ def _latest_unlabelled(
     s: Session, has_feedback: set[str], weights: QueueWeights, now: datetime
 ) -> list[Prediction]:
     """Latest decision with a stored image per item that has no feedback yet."""
-    q = select(Prediction).where(Prediction.image_ref.is_not(None))
+    q = select(Prediction).where(Prediction.image_ref.is_not(None),
+                                 Prediction.image_pruned_at.is_(None))  # retention: gone
     if weights.window_days is not None:
         q = q.where(Prediction.created_at >= now - timedelta(days=weights.window_days))
     latest: dict[str, Prediction] = {}

@@ -9,14 +9,16 @@ in. Customs also opens a random share of CLEARed parcels
 (post-clearance audit, `audit_share`): without it a model that wrongly clears a new kind
 of item would never be told. Items the service itself chose for an audit (reason `audit`)
 are always opened and answered with the truth, as inspectors would. Feedback is sent after
-the timed run so it never loads the service while latency is being measured.
+the timed run so it never loads the service while latency is being measured. Each verdict
+goes with the key of its source's role (line.inspection_key, line.analyst_key); a 429 is
+retried after its Retry-After, so no verdict is lost to a rate limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +30,7 @@ from atr.line.sender import make_client
 from atr.policy.taxonomy import Taxonomy, default_taxonomy
 
 SOURCES = {"INSPECT": "inspection", "REVIEW": "analyst", "CLEAR": "inspection"}
+RATE_LIMIT_RETRIES = 20  # 429s in a row for one verdict before it counts as failed
 
 
 def choose(records: Sequence[dict[str, Any]], share: float, seed: int,
@@ -56,22 +59,27 @@ def body(parcel: Parcel, decision: str, who: str, taxonomy: Taxonomy) -> dict[st
 
 async def send_feedback(
     base_url: str, parcels: Sequence[Parcel], records: Sequence[dict[str, Any]], *,
-    share: float, seed: int, api_key: str | None, who: str, timeout_s: float,
+    share: float, seed: int, keys: Mapping[str, str | None], who: str, timeout_s: float,
     concurrency: int = 4, audit_share: float = 0.0, taxonomy: Taxonomy | None = None,
 ) -> dict[str, Any]:
     taxonomy = taxonomy or default_taxonomy()
     chosen = choose(records, share, seed, audit_share)
     # A replayed item whose archive labels nothing it could report gets no verdict.
     picked = [i for i in chosen if parcels[i].verdict_labels(taxonomy)]
-    headers = {"X-API-Key": api_key} if api_key else {}
     results: list[tuple[str, int, str | None]] = []
     queue = iter(picked)
 
     async def worker(client: httpx.AsyncClient) -> None:
         for i in queue:
             doc = body(parcels[i], records[i]["decision"], who, taxonomy)
+            key = keys.get(doc["source"])
+            headers = {"X-API-Key": key} if key else {}
             try:
-                resp = await client.post("/v1/feedback", json=doc, headers=headers)
+                for _ in range(RATE_LIMIT_RETRIES):
+                    resp = await client.post("/v1/feedback", json=doc, headers=headers)
+                    if resp.status_code != 429:
+                        break
+                    await asyncio.sleep(float(resp.headers.get("retry-after", "1")))
                 err = None if resp.is_success else f"HTTP {resp.status_code}: {resp.text[:200]}"
                 results.append((doc["source"], resp.status_code, err))
             except httpx.HTTPError as exc:

@@ -26,14 +26,16 @@ from atr.line.sender import RequestFn, Shot, fire, wait_ready
 from atr.policy.taxonomy import Taxonomy
 
 
-def scan_request(parcels: list[Parcel]) -> RequestFn:
-    """POST /v1/scans with the image file as the body, ids as query parameters."""
+def scan_request(parcels: list[Parcel], api_key: str | None = None) -> RequestFn:
+    """POST /v1/scans with the image file as the body, ids as query parameters and the
+    scanner key (line.api_key) as X-API-Key."""
+    auth = {"X-API-Key": api_key} if api_key else {}
 
     def send(client: httpx.AsyncClient, i: int) -> Awaitable[httpx.Response]:
         p = parcels[i]
         return client.post("/v1/scans", content=p.png,
                            params={"item_id": p.item_id, "scanner_id": p.scanner_id},
-                           headers={"Content-Type": p.content_type})
+                           headers={"Content-Type": p.content_type, **auth})
 
     return send
 
@@ -100,8 +102,8 @@ def simulate(cfg: DictConfig) -> dict[str, Any]:
     parcels = line_parcels(phases, taxonomy, line, column, model)
     render_s = time.perf_counter() - t
 
-    shots, wall_s = asyncio.run(fire(url, scan_request(parcels), len(parcels), rate=rate,
-                                     concurrency=concurrency, timeout_s=timeout))
+    shots, wall_s = asyncio.run(fire(url, scan_request(parcels, line.api_key), len(parcels),
+                                     rate=rate, concurrency=concurrency, timeout_s=timeout))
     records = [record(p, s, taxonomy) for p, s in zip(parcels, shots, strict=True)]
     summary: dict[str, Any] = {
         "url": url,
@@ -119,11 +121,12 @@ def simulate(cfg: DictConfig) -> dict[str, Any]:
     }
     # The service's own audits are always opened and answered, even without feedback.
     audits = any(r.get("reason") == "audit" for r in records)
-    if line.feedback or (audits and line.api_key):
+    keys = {"inspection": line.inspection_key, "analyst": line.analyst_key}
+    if line.feedback or (audits and line.inspection_key):
         on = bool(line.feedback)
         summary["feedback"] = asyncio.run(fb.send_feedback(
             url, parcels, records, share=float(line.feedback_share) if on else 0.0,
-            seed=int(line.seed), api_key=line.api_key, who=str(line.who), timeout_s=timeout,
+            seed=int(line.seed), keys=keys, who=str(line.who), timeout_s=timeout,
             audit_share=float(line.audit_share) if on else 0.0, taxonomy=taxonomy))
     summary["records"] = records
     if line.out:

@@ -7,7 +7,9 @@
 An audit counts when it was drawn from the policy's CLEARs (`audit`, `would_be`) while
 the scanner ran normally: audits under safe mode face a stricter clear threshold and would
 dilute the certified one's rate (they are counted in the evidence). Its outcome is the
-first inspection verdict (analysts' later corrections do not re-open a physical check);
+first inspection verdict (analysts' later corrections do not re-open a physical check),
+counted for the one decision it joins when the item was decided several times
+(atr.store.feedback_join: the latest decision at or before the verdict);
 a leak when the label of the model's low-risk definition is 0, or, without that label,
 when a threat label is 1; neither: unlabelled, skipped.
 
@@ -38,6 +40,7 @@ from atr.monitor.leak_rate import LeakRule, leak_figures
 from atr.monitor.reference import Reference
 from atr.package.layout import POLICY_FILE
 from atr.policy.taxonomy import LOW_RISK_DEFINITIONS
+from atr.store.feedback_join import decisions_by_item, joined_id
 from atr.store.prediction_store import (
     DriftEvent,
     Feedback,
@@ -91,14 +94,18 @@ def audit_outcomes(session: Session, scanner_id: str, low_risk: str,
                    model_version: str | None = None
                    ) -> tuple[dict[str, list[Outcome]], dict[str, int]]:
     """{model version: outcomes in arrival order} and the counts of audits left out."""
-    query = select(Prediction.item_id, Prediction.model_version, Prediction.created_at,
-                   Prediction.scanner_state, Prediction.would_be).where(
+    query = select(Prediction.id, Prediction.item_id, Prediction.model_version,
+                   Prediction.created_at, Prediction.scanner_state, Prediction.would_be).where(
         Prediction.scanner_id == scanner_id, Prediction.audit.is_(True))
     if model_version is not None:
         query = query.where(Prediction.model_version == model_version)
     rows = list(session.execute(query))
     first = _first_inspections(session, [r.item_id for r in rows])
-    skipped = {"awaiting_outcome": 0, "unlabelled": 0, "safe_mode": 0, "not_clear": 0}
+    # An item decided more than once (another scanner, pre-0002 duplicates): its outcome
+    # counts for the one decision it joins (atr.store.feedback_join), not for each.
+    decisions = decisions_by_item(session, list(first))
+    skipped = {"awaiting_outcome": 0, "unlabelled": 0, "safe_mode": 0, "not_clear": 0,
+               "other_decision": 0}
     by_version: dict[str, list[Outcome]] = {}
     for row in rows:
         if (row.would_be or {}).get("decision", "CLEAR") != "CLEAR":
@@ -107,6 +114,8 @@ def audit_outcomes(session: Session, scanner_id: str, low_risk: str,
             skipped["safe_mode"] += 1
         elif (fb := first.get(row.item_id)) is None:
             skipped["awaiting_outcome"] += 1
+        elif joined_id(decisions, row.item_id, fb.at) != row.id:
+            skipped["other_decision"] += 1
         elif (leak := is_leak(fb.labels or {}, low_risk)) is None:
             skipped["unlabelled"] += 1
         else:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from atr.monitor.reference import monitor_frame
 from atr.package.image_stats import STAT_NAMES
+from atr.store.feedback_join import decisions_by_item, joined_id
 from atr.store.prediction_store import Feedback, Prediction
 
 _PAGE = 2000
@@ -57,25 +58,28 @@ def recent_predictions(
     return predictions_frame(rows, outputs, latest_labels(session, [p.item_id for p in rows]))
 
 
-def _scored(p: Prediction, outputs: Sequence[str]) -> bool:
-    return bool(p.embedding) and bool(p.scores) and all(o in p.scores for o in outputs) \
-        and bool(p.image_stats)
-
-
-def latest_labels(session: Session, item_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Newest verdict per item (an analyst can correct an earlier one)."""
-    labels: dict[str, dict[str, int]] = {}
+def latest_labels(session: Session, item_ids: Sequence[str]) -> dict[int, dict[str, int]]:
+    """{prediction id: labels}: each item's newest verdict (an analyst can correct an
+    earlier one), on the one decision it joins (atr.store.feedback_join)."""
+    newest: dict[str, Feedback] = {}
     ids = sorted(set(item_ids))
     for start in range(0, len(ids), 500):  # SQLite caps bound parameters per query
         query = (select(Feedback).where(Feedback.item_id.in_(ids[start : start + 500]))
                  .order_by(Feedback.at, Feedback.id))
         for fb in session.scalars(query):
-            labels[fb.item_id] = dict(fb.labels or {})
-    return labels
+            newest[fb.item_id] = fb
+    decisions = decisions_by_item(session, list(newest))
+    return {pid: dict(fb.labels or {}) for item, fb in newest.items()
+            if (pid := joined_id(decisions, item, fb.at)) is not None}
+
+
+def _scored(p: Prediction, outputs: Sequence[str]) -> bool:
+    return bool(p.embedding) and bool(p.scores) and all(o in p.scores for o in outputs) \
+        and bool(p.image_stats)
 
 
 def predictions_frame(
-    rows: Sequence[Prediction], outputs: Sequence[str], labels: dict[str, dict[str, int]]
+    rows: Sequence[Prediction], outputs: Sequence[str], labels: dict[int, dict[str, int]]
 ) -> pd.DataFrame:
     records = []
     for p in rows:
@@ -86,7 +90,7 @@ def predictions_frame(
         stats = p.image_stats or {}
         rec.update({f"score_{o}": float(scores[o]) for o in outputs})
         rec.update({n: float(stats.get(n, np.nan)) for n in STAT_NAMES})
-        truth = labels.get(p.item_id, {})
+        truth = labels.get(p.id, {})  # keyed by decision: a verdict labels one of them
         rec.update({o: float(truth[o]) if o in truth else np.nan for o in outputs})
         records.append(rec)
     columns = ["item_id", "scanner_id", "created_at", "model_version", "decision", "reason",

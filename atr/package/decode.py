@@ -13,8 +13,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
-# Pillow's own bomb guard must not fire before ours (ours has the clearer message).
-Image.MAX_IMAGE_PIXELS = None
+# The bound is per call (`max_pixels`, from the header, before any pixel is decoded).
+# Pillow's process-wide guard (Image.MAX_IMAGE_PIXELS, ~89 MP: a warning, twice that: an
+# error) is left as Pillow sets it, a backstop under ours: a default bound of 50 MP never
+# reaches it, and should it fire (a bound configured above it), the scan is refused as
+# too large like any other, never as unreadable.
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _WIDE_GRAY_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
@@ -45,25 +48,37 @@ def decode_image(data: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXE
         raise ImageDecodeError(f"expected bytes or a path, got {type(data).__name__}")
     if len(data) == 0:
         raise ImageDecodeError("empty input (0 bytes)")
-    try:
-        img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as e:
-        raise ImageDecodeError("not a recognised image format") from e
-    except Exception as e:  # Pillow plugins raise a zoo of types on garbage headers
-        raise ImageDecodeError(f"corrupt image header ({e})") from e
-    width, height = img.size
-    if width <= 0 or height <= 0:
-        raise ImageDecodeError(f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageDecodeError(
-            f"image too large: {width}x{height} = {width * height} pixels > limit {max_pixels}"
-        )
+    img = open_bounded(data, max_pixels, ImageDecodeError)
     try:
         img.load()
         img = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"image too large: {e}") from e
     except Exception as e:
         raise ImageDecodeError(f"corrupt or truncated {img.format or 'image'} data ({e})") from e
     return _to_rgb(img)
+
+
+def open_bounded(data: bytes | bytearray | memoryview, max_pixels: int,
+                 error: type[ImageDecodeError]) -> Image.Image:
+    """The image opened lazily (header only), refused with `error` when its header
+    announces more than `max_pixels` pixels, or none. Messages starting "image too large"
+    are the service's image_too_large."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:  # past Pillow's own backstop
+        raise error(f"image too large: {e}") from e
+    except UnidentifiedImageError as e:
+        raise error("not a recognised image format") from e
+    except Exception as e:  # Pillow plugins raise a zoo of types on garbage headers
+        raise error(f"corrupt image header ({e})") from e
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise error(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise error(f"image too large: {width}x{height} = {width * height} pixels > limit "
+                    f"{max_pixels}")
+    return img
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -17,12 +17,10 @@ No torch here: serving imports this module.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageSequence
 
-from atr.package.decode import ImageDecodeError
+from atr.package.decode import ImageDecodeError, open_bounded
 
 # Transmission is clipped here before the logarithm: a detector that reads 0 (fully
 # absorbed, or a dead pixel) would give infinite attenuation. ln(1/1e-3) = 6.9, beyond
@@ -47,19 +45,10 @@ def decode_dual_energy(data: bytes, *, max_pixels: int) -> np.ndarray:
     """Bytes of a dual-energy scan -> uint16 HxWx2 (channel 0 low, 1 high energy)."""
     if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
         raise DualEnergyDecodeError("empty input (0 bytes)")
+    img = open_bounded(data, max_pixels, DualEnergyDecodeError)
+    height = img.size[1]
     try:
-        img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as e:
-        raise DualEnergyDecodeError("not a recognised image format") from e
-    except Exception as e:  # Pillow plugins raise many types on hostile headers
-        raise DualEnergyDecodeError(f"corrupt image header ({e})") from e
-    width, height = img.size
-    pages = getattr(img, "n_frames", 1)
-    if width * height > max_pixels:
-        raise DualEnergyDecodeError(
-            f"image too large: {width}x{height} = {width * height} pixels > limit {max_pixels}"
-        )
-    try:
+        pages = getattr(img, "n_frames", 1)
         if pages >= 2:
             frames = [_wide_gray(f.copy()) for _, f in zip(range(2), ImageSequence.Iterator(img),
                                                           strict=False)]
@@ -74,6 +63,8 @@ def decode_dual_energy(data: bytes, *, max_pixels: int) -> np.ndarray:
             low, high = stacked[:half], stacked[half:]
     except DualEnergyDecodeError:
         raise
+    except Image.DecompressionBombError as e:  # a page past Pillow's own backstop
+        raise DualEnergyDecodeError(f"image too large: {e}") from e
     except Exception as e:
         raise DualEnergyDecodeError(f"corrupt or truncated image data ({e})") from e
     if low.shape != high.shape or low.size == 0:

@@ -33,13 +33,13 @@ EMBEDDING_NAME = "embedding"
 
 
 def load_scorer(package_dir: str | Path, intra_op_threads: int | None = None,
-                require_policy: bool = True) -> OnnxScorer:
+                require_policy: bool = True, spinning: bool = True) -> OnnxScorer:
     """The one loader of a package for scoring (serving, the pyfunc, evaluation, the gate).
 
     require_policy: refuse a package without policy.json; only the evaluate stage, which
-    is about to write one, loads a package without it.
+    is about to write one, loads a package without it. spinning: see OnnxScorer.
     """
-    scorer = OnnxScorer(package_dir, intra_op_threads=intra_op_threads)
+    scorer = OnnxScorer(package_dir, intra_op_threads=intra_op_threads, spinning=spinning)
     if require_policy and scorer.policy is None:
         raise PackageError(f"model package {scorer.package_dir} has no {POLICY_FILE}: run "
                            "the evaluate stage (atr evaluate) first; nothing can decide without it")
@@ -47,13 +47,19 @@ def load_scorer(package_dir: str | Path, intra_op_threads: int | None = None,
 
 
 class OnnxScorer:
-    """The network of one model package, ready to score batches of RGB images."""
+    """The network of one model package, ready to score batches of RGB images.
+
+    spinning: ONNX Runtime's worker threads busy-wait for work between and after parallel
+    sections (its default). Off, they sleep: on a box whose cores other threads need (the
+    service's event loop and decode thread), spinning doubled the CPU per item at 2 threads
+    (serving/README.md). Scores are the same either way."""
 
     def __init__(
         self,
         package_dir: str | Path,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         intra_op_threads: int | None = None,
+        spinning: bool = True,
     ) -> None:
         self.package_dir = Path(package_dir)
         if not self.package_dir.is_dir():
@@ -61,7 +67,8 @@ class OnnxScorer:
         self.taxonomy = _load_taxonomy(self.package_dir / TAXONOMY_FILE)
         self.outputs: list[str] = self.taxonomy.model_outputs
         self.preprocess = _load_preprocess(self.package_dir / PREPROCESS_FILE)
-        self._session = _open_session(self.package_dir / MODEL_FILE, providers, intra_op_threads)
+        self._session = _open_session(self.package_dir / MODEL_FILE, providers, intra_op_threads,
+                                      spinning)
         self.embedding_dim = _check_signature(
             self._session, self.package_dir / MODEL_FILE, len(self.outputs),
             self.preprocess.input_size,
@@ -195,7 +202,8 @@ def _load_plausibility(path: Path, embedding_dim: int | None) -> PlausibilitySpe
     return spec
 
 
-def _open_session(path: Path, providers: Sequence[str], intra_op_threads: int | None) -> Any:
+def _open_session(path: Path, providers: Sequence[str], intra_op_threads: int | None,
+                  spinning: bool = True) -> Any:
     import onnxruntime as ort
 
     if not path.is_file():
@@ -203,6 +211,9 @@ def _open_session(path: Path, providers: Sequence[str], intra_op_threads: int | 
     opts = ort.SessionOptions()
     if intra_op_threads is not None:
         opts.intra_op_num_threads = int(intra_op_threads)
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own exception types for bad models

@@ -49,7 +49,7 @@ def configure(cfg: Any) -> MlflowClient:
     for uri in (tracking_uri, registry_uri):
         _ensure_sqlite_folder(uri)
     artifacts = cfg_value(cfg, "paths.mlflow_artifacts")
-    if artifacts:
+    if artifacts and "://" not in str(artifacts):  # a local folder, not s3://...
         Path(str(artifacts)).mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
@@ -66,7 +66,12 @@ def ensure_experiment(cfg: Any, name: str | None = None) -> str:
     if existing is not None:
         return existing.experiment_id
     artifacts = cfg_value(cfg, "paths.mlflow_artifacts")
-    location = Path(str(artifacts)).resolve().joinpath(name).as_uri() if artifacts else None
+    if not artifacts:
+        location = None  # the server's default artifact root (e.g. proxied to S3)
+    elif "://" in str(artifacts):  # an object store: s3://bucket/path
+        location = f"{str(artifacts).rstrip('/')}/{name}"
+    else:
+        location = Path(str(artifacts)).resolve().joinpath(name).as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 

@@ -8,7 +8,7 @@ file that a reference points at, and a returned reference survives a power loss.
 `put_many` stores several images with the same guarantee but overlaps their syncs in a
 thread pool (the filesystem journal coalesces concurrent commits): the serving line stores a
 micro-batch's images that way, before it commits the batch's rows. No torch here: serving
-uses it.
+uses it. `open_image_store` also opens the S3 backend (atr/store/s3_images.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from atr.store.s3_images import S3ImageStore
 
 # Magic bytes -> extension, so a stored file opens in any viewer; unknown formats get none.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -39,6 +43,24 @@ _REF = re.compile(r"^([0-9a-f]{64})(\.[a-z0-9]{1,5})?$")
 
 class ImageStoreError(ValueError):
     """A reference that is malformed or names no stored image."""
+
+
+def image_ref_sha(ref: str) -> str:
+    """The sha256 a reference names; ImageStoreError for anything that is not a reference."""
+    match = _REF.match(ref)
+    if not match:
+        raise ImageStoreError(f"not an image reference: {ref!r} (expected <sha256><.ext>)")
+    return match.group(1)
+
+
+def open_image_store(location: str | Path) -> ImageStore | S3ImageStore:
+    """The image store `location` names: `s3://bucket/prefix` (atr.store.s3_images, shared
+    by replicas on several machines) or a local folder."""
+    if str(location).startswith("s3://"):
+        from atr.store.s3_images import S3ImageStore
+
+        return S3ImageStore(str(location))
+    return ImageStore(location)
 
 
 def guess_extension(data: bytes, filename: str | None = None) -> str:
@@ -156,10 +178,7 @@ class ImageStore:
                 self._known.popitem(last=False)
 
     def path(self, ref: str) -> Path:
-        match = _REF.match(ref)
-        if not match:
-            raise ImageStoreError(f"not an image reference: {ref!r} (expected <sha256><.ext>)")
-        sha = match.group(1)
+        sha = image_ref_sha(ref)
         return self.root / sha[:2] / sha[2:4] / ref
 
     def get(self, ref: str) -> bytes:
@@ -168,6 +187,19 @@ class ImageStore:
             return p.read_bytes()
         except FileNotFoundError as exc:
             raise ImageStoreError(f"no image stored under {ref!r} ({p})") from exc
+
+    def delete(self, ref: str) -> bool:
+        """Remove a stored image (retention, atr.store.retention); False when none was there.
+        The directory entry is synced so a pruned image stays gone after a power loss."""
+        p = self.path(ref)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            self._known.pop(ref, None)
+        _fsync_dir(p.parent)
+        return True
 
     def __contains__(self, ref: str) -> bool:
         try:

@@ -4,6 +4,11 @@ label queue. This module is the store's schema: one place for every table.
 
 SQLAlchemy 2 over SQLite (WAL) by default; a PostgreSQL URL (`postgresql+psycopg://...`)
 lets several serving replicas share one store. No torch here: serving imports this.
+
+The tables are created and changed only by the migrations (atr/store/migrations, `atr store
+upgrade`): `open_store` checks the store's revision and refuses one that is not this code's;
+`ensure_store` (jobs and demos that own an embedded store) upgrades first, then opens.
+A change here needs a new revision (docs/store.md).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    Index,
     Integer,
     String,
     Text,
@@ -25,6 +31,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from atr.store.migrations import StoreSchemaError, check, safe_url, upgrade
+
+__all__ = ["StoreSchemaError", "ensure_store", "make_engine", "open_store", "safe_url"]
 
 
 def utcnow() -> datetime:
@@ -68,6 +78,14 @@ class Prediction(Base):
     # ... the scanner's state (normal | safe_mode) and the clear threshold that applied.
     scanner_state: Mapped[str | None] = mapped_column(String(20))
     clear_threshold: Mapped[float | None] = mapped_column(Float)
+    # 0: the decision of record for (scanner_id, item_id); a resend replays it. 1, 2, ...:
+    # duplicates stored before idempotency (revision 0002), kept as acknowledged.
+    resend_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When retention removed the image (atr store prune); image_ref stays as the record.
+    image_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("uq_predictions_scanner_item", "scanner_id", "item_id",
+                            "resend_seq", unique=True),)
 
 
 class Feedback(Base):
@@ -177,38 +195,40 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_store(url: str) -> sessionmaker[Session]:
-    """Engine + tables for a store URL (created if missing); returns a session factory."""
+def make_engine(url: str) -> Engine:
+    """The engine for a store URL (SQLite: its folder made, WAL pragmas on every connection);
+    touches no table."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        # after a PostgreSQL restart the next request finds a live connection: a dead
+        # pooled one is replaced at checkout (a ping: measured 0.04 ms on loopback)
+        kwargs["pool_pre_ping"] = True
     engine: Engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    Base.metadata.create_all(engine)
-    _check_columns(engine, url)
+    return engine
+
+
+def open_store(url: str) -> sessionmaker[Session]:
+    """A session factory on a store at this code's schema revision; StoreSchemaError (what
+    to run, password hidden) for an empty, older, pre-migration or newer store. Creates and
+    alters nothing: replicas share the store, only `atr store upgrade` changes it."""
+    engine = make_engine(url)
+    try:
+        check(engine, url)
+    except BaseException:
+        engine.dispose()
+        raise
     return sessionmaker(engine, expire_on_commit=False)
 
 
-class StoreSchemaError(ValueError):
-    """The store's tables lack columns this version writes (created by an older ATR)."""
-
-
-def _check_columns(engine: Engine, url: str) -> None:
-    """create_all adds missing tables, never missing columns: a store created by an older
-    version would fail on the first insert, so it is refused here, named."""
-    from sqlalchemy import inspect
-
-    inspector = inspect(engine)
-    missing = [f"{table.name}.{col.name}" for table in Base.metadata.sorted_tables
-               for col in table.columns
-               if col.name not in {c["name"] for c in inspector.get_columns(table.name)}]
-    if missing:
-        safe_url = engine.url.render_as_string(hide_password=True) if url else url
-        raise StoreSchemaError(
-            f"prediction store {safe_url}: created by an older ATR, it lacks "
-            f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; move it aside "
-            "(a new store is created) or add the columns")
+def ensure_store(url: str) -> sessionmaker[Session]:
+    """Upgrade the store to head (created if empty), then open it: for the jobs, demos and
+    tests that own an embedded store. A shared store is upgraded once, by an operator."""
+    upgrade(url)
+    return open_store(url)

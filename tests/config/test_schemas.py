@@ -21,8 +21,9 @@ def test_serve_settings_are_the_dataclass_defaults_with_no_second_copy() -> None
     raw = yaml.safe_load((conf_dir() / "serve" / "default.yaml").read_text())
     wired = {f.name for f in dataclasses.fields(Settings)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-    # The YAML sets only the keys without a default (+ registry_uri, also from conf/paths).
-    assert set(raw) - {"defaults"} == wired | {"registry_uri"}
+    # The YAML sets only the keys without a default (+ registry_uri and keys_file, also from
+    # conf/paths: None in code means "none configured", the YAML points them at the runtime).
+    assert set(raw) - {"defaults"} == wired | {"registry_uri", "keys_file"}
     cfg = compose("serve")
     settings = settings_from_cfg(cfg)
     for f in dataclasses.fields(Settings):
@@ -35,8 +36,9 @@ def test_serve_settings_are_the_dataclass_defaults_with_no_second_copy() -> None
 
 def test_serve_overrides_apply_and_bad_keys_are_named() -> None:
     settings = settings_from_cfg(compose("serve", ["serve.port=9001", "serve.shadow=true",
-                                                   "serve.api_keys=[a,b]"]))
-    assert (settings.port, settings.shadow, settings.api_keys) == (9001, True, ("a", "b"))
+                                                   "serve.rate_limits.scanner.rate=50"]))
+    assert (settings.port, settings.shadow, settings.rate_limits["scanner"].rate) == (
+        9001, True, 50.0)
     with pytest.raises(ConfigCompositionException, match="max_bacth"):
         compose("serve", ["serve.max_bacth=4"])
     with pytest.raises(ConfigCompositionException, match="serve.port"):

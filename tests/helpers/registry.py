@@ -52,7 +52,20 @@ class Registry:
         self.packages[version] = package
         return version
 
-    def set_alias(self, alias: str, version: str) -> None:
+    def set_alias(self, alias: str, version: str, approved_by: str = "test-reviewer") -> None:
+        """Move `alias`; `champion` as an approval does (the service serves only a version
+        whose approval record names the alias): the record first, as `atr approve` writes
+        it, without its download and checksum check (tests that tamper need the move)."""
+        client = self.client()
+        if alias == "champion":
+            from atr.registry.approve import record_tags
+
+            for key, value in record_tags(approved_by, "manual", alias, "test").items():
+                client.set_model_version_tag(NAME, version, key, value)
+        client.set_registered_model_alias(NAME, alias, version)
+
+    def move_alias_unapproved(self, alias: str, version: str) -> None:
+        """Move `alias` with no approval record written (what the service must refuse)."""
         self.client().set_registered_model_alias(NAME, alias, version)
 
     def package_of(self, version: str) -> Path:

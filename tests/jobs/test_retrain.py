@@ -70,12 +70,12 @@ def _frontline_feedback(rt: Path, count: int) -> None:
     from atr.data.synth import make_dataset
     from atr.policy.taxonomy import default_taxonomy
     from atr.store.image_store import ImageStore
-    from atr.store.prediction_store import Feedback, Prediction, open_store
+    from atr.store.prediction_store import Feedback, Prediction, ensure_store
 
     names = default_taxonomy().names
     data = make_dataset(rt.parent / "scanner-b", count=count, image_size=64, seed=21,
                         scanner="parcel_140kv")
-    sessions, images = open_store(f"sqlite:///{rt / 'predictions' / 'predictions.db'}"), \
+    sessions, images = ensure_store(f"sqlite:///{rt / 'predictions' / 'predictions.db'}"), \
         ImageStore(rt / "images")
     t0 = datetime.now(UTC) - timedelta(hours=1)
     with sessions.begin() as s:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atr.policy.taxonomy import Taxonomy, default_taxonomy
 from atr.store.image_store import ImageStore
-from atr.store.prediction_store import open_store
+from atr.store.prediction_store import ensure_store
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def runtime(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sessions(runtime: Path) -> sessionmaker[Session]:
-    return open_store(f"sqlite:///{runtime / 'predictions' / 'predictions.db'}")
+    return ensure_store(f"sqlite:///{runtime / 'predictions' / 'predictions.db'}")
 
 
 @pytest.fixture

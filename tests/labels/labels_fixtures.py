@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atr.data.dataset_writer import encode_png
@@ -32,7 +33,12 @@ class Line:
                scores: dict[str, float] | None = None, at: datetime | None = None,
                image: bytes | None = None) -> Prediction:
         self.n += 1
-        p = Prediction(
+        # A second decision of the same scanner and item is what a store from before
+        # idempotent item ids holds (revision 0002 numbers them): readers must still cope.
+        with self.sessions() as s:
+            seq = s.scalar(select(func.count(Prediction.id)).where(
+                Prediction.scanner_id == scanner, Prediction.item_id == item_id)) or 0
+        p = Prediction(resend_seq=seq,
             request_id=f"req-{self.n:04d}", item_id=item_id, scanner_id=scanner,
             created_at=at or T0 + timedelta(minutes=self.n), model_name="atr-screening",
             model_version="3", decision=decision, reason="paper_only" if decision == "CLEAR"

@@ -32,7 +32,7 @@ from atr.package.dual_energy import attenuation
 from atr.package.preprocess import PreprocessSpec
 from atr.policy.decision import Policy
 from atr.store.image_store import ImageStore
-from atr.store.prediction_store import Feedback, Prediction, open_store
+from atr.store.prediction_store import Feedback, Prediction, ensure_store
 
 PAPER = {"document": 1, "paper_only": 1}
 DUAL = PreprocessSpec(representation="dual_energy")
@@ -84,7 +84,7 @@ def test_dual_energy_uploads_become_raw_pairs(registry, tmp_path: Path, taxonomy
     cfg = compose("labels", [f"paths.root={registry['root']}", f"paths.data_dir={tmp_path}",
                              f"paths.prediction_db=sqlite:///{tmp_path / 'p.db'}",
                              f"paths.image_store={tmp_path / 'images'}"])
-    line = Line(open_store(cfg.paths.prediction_db), ImageStore(cfg.paths.image_store))
+    line = Line(ensure_store(cfg.paths.prediction_db), ImageStore(cfg.paths.image_store))
     dual, pseudo = str(registry["dual"]), str(registry["pseudo"])
     pairs = {"pair-png": _pair(1), "pair-tiff": _pair(2)}
     uploads = {

@@ -13,7 +13,7 @@ from atr.config import compose
 from atr.data.manifest import read_dataset
 from atr.labels import job as labels_job
 from atr.store.image_store import ImageStore
-from atr.store.prediction_store import open_store
+from atr.store.prediction_store import ensure_store
 
 DVC = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dvc")
 
@@ -24,7 +24,7 @@ def _cfg(tmp_path: Path, data_dir: Path, *extra: str):
 
 
 def _line(cfg) -> Line:
-    return Line(open_store(cfg.paths.prediction_db), ImageStore(cfg.paths.image_store))
+    return Line(ensure_store(cfg.paths.prediction_db), ImageStore(cfg.paths.image_store))
 
 
 def test_export_import_batch_jobs(tmp_path: Path) -> None:

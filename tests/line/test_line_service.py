@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.decisions import as_response, assert_served_decision
-from helpers.service import Server
+from helpers.service import TEST_KEYS, Server
 from helpers.stores import store_rows
 
 from atr.config import compose
@@ -25,7 +25,7 @@ SEED = 1000  # conf/line.yaml's default
 
 def line_cfg(url: str, *extra: str):
     return compose("line", [f"line.url={url}", "line.image_size=64", "line.render_workers=1",
-                            "line.ready_timeout_s=20", *extra])
+                            "line.ready_timeout_s=20", *TEST_KEYS.line_overrides(), *extra])
 
 
 def feedback_rows(server: Server) -> dict[str, dict]:
@@ -61,7 +61,7 @@ def test_open_loop_drift_drill_with_feedback(line_service, tmp_path: Path) -> No
         line_service.url, f"line.rate={rate}", "line.item_prefix=open",
         f"line.phases=[{{scanner: parcel_160kv, count: {per_phase}}},"
         f"{{scanner: parcel_140kv, mix: concealment, count: {per_phase}}}]",
-        "line.feedback=true", "line.api_key=test-key-1", f"line.out={out}"))
+        "line.feedback=true", f"line.out={out}"))
     records = summary["records"]
     n = 2 * per_phase
 
@@ -138,7 +138,8 @@ def test_closed_loop_cli_job_and_refused_feedback(line_service, tmp_path: Path,
     out = tmp_path / "closed.json"
     result = run(line_cfg(line_service.url, "line.rate=null", "line.concurrency=3",
                           "line.count=24", "line.item_prefix=closed", "line.feedback=true",
-                          "line.feedback_share=0.5", "line.api_key=not-a-key", f"line.out={out}"))
+                          "line.feedback_share=0.5", "line.inspection_key=not-a-key",
+                          "line.analyst_key=not-a-key", f"line.out={out}"))
     printed = capsys.readouterr().out
     assert "closed-loop" in printed and "p99" in printed
     assert "records" not in result and result["out"] == str(out)
@@ -165,3 +166,13 @@ def test_unreachable_service_fails_naming_the_url() -> None:
     cfg = line_cfg("http://127.0.0.1:9", "line.count=2", "line.ready_timeout_s=1")
     with pytest.raises(ConnectionError, match="127.0.0.1:9/ready"):
         simulate(cfg)
+
+
+def test_refused_scans_are_errors_never_decisions(line_service, tmp_path: Path) -> None:
+    """A scan key the service refuses (401): every item is an ERROR (held for a human, as
+    any unanswered item), none is stored, none gets a decision."""
+    result = simulate(line_cfg(line_service.url, "line.rate=null", "line.count=3",
+                               "line.item_prefix=refused", "line.api_key=not-a-key"))
+    assert {r["decision"] for r in result["records"]} == {"ERROR"}
+    assert {r["status"] for r in result["records"]} == {401}
+    assert not [r for r in store_rows(line_service) if r["item_id"].startswith("refused-")]

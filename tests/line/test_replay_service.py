@@ -16,7 +16,7 @@ from helpers.decisions import as_response, assert_served_decision
 from helpers.packages import no_threat_package
 from helpers.real_formats import export_dataset
 from helpers.registry import registry_at
-from helpers.service import Server
+from helpers.service import TEST_KEYS, Server
 from helpers.stores import store_rows
 
 from atr.config import compose
@@ -55,7 +55,7 @@ def dual_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
 
 def _line(url: str, *extra: str):
     return compose("line", [f"line.url={url}", "line.ready_timeout_s=20", "line.rate=null",
-                            "line.concurrency=3", *extra])
+                            "line.concurrency=3", *TEST_KEYS.line_overrides(), *extra])
 
 
 def test_replay_sends_raw_pairs_and_decisions_follow_the_policy(dual_service, archive) -> None:
@@ -68,8 +68,7 @@ def test_replay_sends_raw_pairs_and_decisions_follow_the_policy(dual_service, ar
     n = 2 * len(test)  # each held-out scan sent twice (cycled)
     summary = simulate(_line(server.url, "line.item_prefix=rp",
                              f"line.phases=[{{dataset: '{archive}', split: test, count: {n}, "
-                             "scanner_id: hums-1}]", "line.feedback=true",
-                             "line.api_key=test-key-1"))
+                             "scanner_id: hums-1}]", "line.feedback=true"))
     records = summary["records"]
     assert summary["sent_column"] == "raw" and summary["overall"]["answered"] == n
     assert summary["phases"][0]["dataset"] == str(archive)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from atr.store.prediction_store import open_store
+from atr.store.prediction_store import ensure_store
 
 
 @pytest.fixture
@@ -16,4 +16,4 @@ def store_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def sessions(store_url: str):
-    return open_store(store_url)
+    return ensure_store(store_url)

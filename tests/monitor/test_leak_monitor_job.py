@@ -94,7 +94,7 @@ def test_leaks_on_one_scanner_raise_its_alarm_and_safe_mode_only(
     assert (a["leak"]["audits"], a["leak"]["leaks"], a["leak"]["alarm"]) == (40, 0, False)
     assert (b["leak"]["audits"], b["leak"]["leaks"], b["leak"]["alarm"]) == (30, 6, True)
     assert b["leak"]["skipped"] == {"awaiting_outcome": 1, "unlabelled": 0, "safe_mode": 1,
-                                    "not_clear": 0}
+                                    "not_clear": 0, "other_decision": 0}
     assert b["leak"]["target"] == 0.005  # no policy.json beside a local reference: default
     assert b["leak"]["alarm_after"] == 13 and b["leak"]["new_event"] is True
     assert b["leak"]["versions"] == {"1": {k: b["leak"][k] for k in (

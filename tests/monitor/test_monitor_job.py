@@ -150,7 +150,8 @@ def test_trigger_retrain_calls_the_retrain_function_and_handles_events(
         assert pending_events(s) == []
 
 
-def test_watch_runs_passes_until_sigterm(overrides: list[str], tmp_path: Path) -> None:
+def test_watch_runs_passes_until_sigterm(overrides: list[str], sessions,
+                                         tmp_path: Path) -> None:
     """`atr monitor --watch=N` passes every N s; SIGTERM ends it cleanly (rc 0) after the
     pass under way."""
     import signal

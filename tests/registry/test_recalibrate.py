@@ -18,7 +18,7 @@ from atr.policy.decision import Policy
 from atr.policy.taxonomy import default_taxonomy
 from atr.registry.approve import approve
 from atr.registry.register import register_package
-from atr.store.prediction_store import Feedback, Prediction, open_store
+from atr.store.prediction_store import Feedback, Prediction, ensure_store
 
 NAME = "atr-screening"
 THREATS = default_taxonomy().threats
@@ -79,7 +79,7 @@ def _fill_store(url: str, leak_scores: list[float]) -> None:
                          "inspection"))
     for i in range(50):
         add(i, "scanner-a", 0.9, 0.05, "CLEAR", "paper_only", "CLEAR")
-    sessions = open_store(url)
+    sessions = ensure_store(url)
     with sessions() as session:
         session.add_all(preds)
         session.add_all([Feedback(item_id=item, labels=labels, source=source, who="frontline",

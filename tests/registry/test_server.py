@@ -21,17 +21,37 @@ from atr.registry.register import register_package
 from atr.registry.server import server_command
 
 
+def _flags(cmd: list[str]) -> dict[str, str]:
+    assert cmd[1:3] == ["-m", "atr.registry.mlflow_launch"]  # `mlflow server` + its env
+    options = cmd[3:]
+    return dict(zip(options[::2], options[1::2], strict=False))
+
+
 def test_server_command_points_at_runtime_store(registry_cfg) -> None:
     cfg = registry_cfg("mlflow", "mlflow.port=5123")
     cmd = server_command(cfg)
-    assert cmd[1:4] == ["-m", "mlflow", "server"]
-    flags = dict(zip(cmd[4::2], cmd[5::2], strict=False))
+    flags = _flags(cmd)
+    # secure by default: the auth app, its files in the runtime (never on the command line)
+    assert flags["--auth-dir"] == str(Path(cfg.mlflow.auth.dir).resolve())
     assert flags["--backend-store-uri"] == cfg.paths.tracking_uri
     assert flags["--registry-store-uri"] == cfg.paths.registry_uri
     artifacts = Path(cfg.paths.mlflow_artifacts).resolve().as_uri()
     assert flags["--default-artifact-root"] == flags["--artifacts-destination"] == artifacts
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "5123"
     assert "--allowed-hosts" not in cmd  # MLflow's default list already admits loopback
+    assert "--job-execution" not in cmd  # MLflow's GenAI job runner: 7 processes we never use
+
+
+def test_server_command_for_the_distributed_stack(registry_cfg) -> None:
+    pg = "postgresql+psycopg://mlflow@127.0.0.1:5432/mlflow"
+    cfg = registry_cfg("mlflow", f"paths.tracking_uri={pg}",
+                       "mlflow.artifacts_destination=s3://atr/mlflow",
+                       "mlflow.auth.enabled=false")
+    flags = _flags(server_command(cfg))
+    assert "--auth-dir" not in flags
+    assert flags["--backend-store-uri"] == flags["--registry-store-uri"] == pg
+    assert flags["--default-artifact-root"] == flags["--artifacts-destination"] == \
+        "s3://atr/mlflow"
 
 
 def _free_port() -> int:
@@ -63,7 +83,7 @@ def _post(url: str, body: dict) -> dict:
 
 @pytest.mark.slow
 def test_tracking_server_and_model_server_on_loopback(registry_cfg, new_package) -> None:
-    cfg = registry_cfg("mlflow", f"mlflow.port={_free_port()}")
+    cfg = registry_cfg("mlflow", f"mlflow.port={_free_port()}", "mlflow.auth.enabled=false")
     pkg = new_package(cfg)
     register_package(pkg, registry_cfg("register", f"register.eval_dir={pkg / 'artifacts/eval'}"))
     approve(registry_cfg("approve"), version=1, by="alice")
@@ -103,3 +123,29 @@ def test_tracking_server_and_model_server_on_loopback(registry_cfg, new_package)
     finally:
         serve.terminate()
         serve.wait(30)
+
+
+def test_atr_mlflow_stopped_with_sigterm_leaves_no_process(tmp_path: Path) -> None:
+    """`atr mlflow` as a user runs it (defaults: auth on, one worker), then SIGTERM to the
+    `atr` process alone, as `kill PID` or a service manager sends it: the server and every
+    process it started must be gone (before: MLflow and seven workers kept running)."""
+    import signal
+
+    import psutil
+    from helpers.mlflow_server import MlflowServer
+    from helpers.registry import registry_at
+
+    server = MlflowServer(registry_at(tmp_path / "runtime")).start()
+    try:
+        atr = psutil.Process(server.group.pid)
+        tree = atr.children(recursive=True)
+        assert tree, "atr mlflow started no server?"
+        started = time.monotonic()
+        os.kill(atr.pid, signal.SIGTERM)
+        gone, alive = psutil.wait_procs([atr, *tree], timeout=15)
+        elapsed = time.monotonic() - started
+        assert not alive, [(p.pid, p.cmdline()[:4]) for p in alive]
+        assert server.group.wait(5) == 0  # a requested stop is a clean exit
+        print(f"{len(tree)} descendants stopped {elapsed:.1f} s after SIGTERM")
+    finally:
+        server.stop()

@@ -10,7 +10,7 @@ from helpers.decisions import assert_failsafe, assert_served_decision
 from helpers.images import png_bytes, stacked_png, two_page_tiff
 from helpers.packages import build_package
 from helpers.registry import Registry, registry_at
-from helpers.service import Server
+from helpers.service import SCAN_HEADERS, Server
 from helpers.stores import store_rows
 
 from atr.package.onnx_scorer import OnnxScorer
@@ -36,7 +36,7 @@ def server(dual_registry) -> Server:
 def _post(server: Server, data: bytes, item: str) -> dict:
     r = httpx.post(f"{server.url}/v1/scans", content=data, timeout=30,
                    params={"item_id": item, "scanner_id": "DE1"},
-                   headers={"Content-Type": "application/octet-stream"})
+                   headers={"Content-Type": "application/octet-stream", **SCAN_HEADERS})
     assert r.status_code == 200, r.text
     return r.json()
 

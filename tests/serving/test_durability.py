@@ -9,7 +9,7 @@ import httpx
 from helpers.decisions import assert_served_decision
 from helpers.images import png_bytes
 from helpers.registry import Registry
-from helpers.service import Server
+from helpers.service import SCAN_HEADERS, Server
 from helpers.stores import store_rows
 
 ACKED_BEFORE_KILL = 30
@@ -28,7 +28,7 @@ def test_acknowledged_decisions_survive_sigkill(registry: Registry) -> None:
                 try:
                     r = http.post(f"{server.url}/v1/scans", content=png_bytes((n % 255, 9, 9)),
                                   params={"item_id": f"k-{worker}-{n}", "scanner_id": "S1"},
-                                  headers={"Content-Type": "image/png"})
+                                  headers={"Content-Type": "image/png", **SCAN_HEADERS})
                 except httpx.HTTPError:
                     return  # the kill: unacknowledged, nothing promised
                 if r.status_code == 200:
@@ -57,7 +57,7 @@ def test_acknowledged_decisions_survive_sigkill(registry: Registry) -> None:
     try:
         r = httpx.post(f"{restarted.url}/v1/scans", content=png_bytes(), timeout=30,
                        params={"item_id": "after-restart", "scanner_id": "S1"},
-                       headers={"Content-Type": "image/png"})
+                       headers={"Content-Type": "image/png", **SCAN_HEADERS})
         assert r.status_code == 200
         assert_served_decision(r.json(), registry)
     finally:

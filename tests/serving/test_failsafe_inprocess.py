@@ -12,7 +12,7 @@ import pytest
 from helpers.decisions import assert_failsafe, assert_policy_decision
 from helpers.images import png_bytes
 from helpers.registry import Registry
-from helpers.service import settings_for, thread_server
+from helpers.service import SCAN_HEADERS, settings_for, thread_server
 from helpers.stores import store_rows
 
 from atr.package.preprocess import PreprocessSpec
@@ -71,7 +71,7 @@ def app_with(empty_registry: Registry) -> Iterator:
 def _scan(url: str, item: str) -> httpx.Response:
     return httpx.post(f"{url}/v1/scans", content=png_bytes(), timeout=30,
                       params={"item_id": item, "scanner_id": "S1"},
-                      headers={"Content-Type": "image/png"})
+                      headers={"Content-Type": "image/png", **SCAN_HEADERS})
 
 
 def test_slow_model_times_out_to_inspect_stored_once(app_with, empty_registry: Registry) -> None:

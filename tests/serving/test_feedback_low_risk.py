@@ -12,7 +12,7 @@ from helpers.decisions import assert_served_decision
 from helpers.images import png_bytes
 from helpers.packages import no_threat_package
 from helpers.registry import Registry, registry_at
-from helpers.service import Server
+from helpers.service import SCAN_HEADERS, Server
 from helpers.stores import store_rows
 
 from atr.monitor.drift_performance import performance
@@ -42,7 +42,7 @@ def nt_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
 def _scan(server: Server, item: str) -> dict:
     r = httpx.post(f"{server.url}/v1/scans", content=png_bytes(), timeout=30,
                    params={"item_id": item, "scanner_id": "NT1"},
-                   headers={"Content-Type": "image/png"})
+                   headers={"Content-Type": "image/png", **SCAN_HEADERS})
     assert r.status_code == 200, r.text
     assert_served_decision(r.json(), server.registry)
     return r.json()

@@ -13,7 +13,7 @@ import pytest
 from helpers.decisions import assert_failsafe, assert_policy_decision, assert_served_decision
 from helpers.images import png_bytes
 from helpers.registry import NAME, Registry
-from helpers.service import Server
+from helpers.service import SCAN_HEADERS, Server
 from helpers.stores import store_rows
 
 from atr.policy.decision import Policy
@@ -36,7 +36,7 @@ class Client(threading.Thread):
                 try:
                     r = http.post(f"{self.url}/v1/scans", content=png_bytes(),
                                   params={"item_id": f"swap-{n}", "scanner_id": "S1"},
-                                  headers={"Content-Type": "image/png"})
+                                  headers={"Content-Type": "image/png", **SCAN_HEADERS})
                     self.results.append((r.status_code, r.json()))
                 except Exception as exc:  # noqa: BLE001 - a failure is what the test counts
                     self.results.append((0, {"error": repr(exc)}))
@@ -98,18 +98,49 @@ def test_tampered_candidate_is_refused_and_the_old_model_keeps_serving(
     registry.client().set_model_version_tag(NAME, version, "sha256.model.onnx", "0" * 64)
     registry.set_alias("champion", version)
     try:
-        _until(lambda: "atr_model_swap_failures_total{role=\"champion\"} 1.0"
+        _until(lambda: 'atr_model_swap_failures_total{cause="checksum",role="champion"} 1.0'
                in httpx.get(f"{server.url}/metrics").text)
         info = httpx.get(f"{server.url}/v1/model").json()
         assert info["version"] == "1" and f"v{version}" in info["last_error"]
         assert "checksum" in info["last_error"]
         r = httpx.post(f"{server.url}/v1/scans", content=png_bytes(), timeout=30,
                        params={"item_id": "after-refusal", "scanner_id": "S1"},
-                       headers={"Content-Type": "image/png"})
+                       headers={"Content-Type": "image/png", **SCAN_HEADERS})
         assert r.status_code == 200 and r.json()["model"]["version"] == "1"
         assert_served_decision(r.json(), registry)
     finally:
         registry.set_alias("champion", "1")
+
+
+def test_an_alias_moved_to_an_unapproved_version_is_not_served(
+        server: Server, registry: Registry, package_template) -> None:
+    # @champion moved with no approval record (straight into the store, past `atr approve`
+    # and the auth app): refused before any download, the approved model keeps serving
+    version = registry.register(package_template)
+    registry.move_alias_unapproved("champion", version)
+    try:
+        _until(lambda: 'atr_model_swap_failures_total{cause="unapproved",role="champion"} 1.0'
+               in httpx.get(f"{server.url}/metrics").text)
+        info = httpx.get(f"{server.url}/v1/model").json()
+        assert info["version"] == "1" and "no approval record" in info["last_error"]
+        assert httpx.get(f"{server.url}/ready").status_code == 200
+        r = httpx.post(f"{server.url}/v1/scans", content=png_bytes(), timeout=30,
+                       params={"item_id": "unapproved-alias", "scanner_id": "S1"},
+                       headers={"Content-Type": "image/png", **SCAN_HEADERS})
+        assert r.status_code == 200 and r.json()["model"]["version"] == "1"
+        # approved for another alias is no approval for this one
+        registry.client().set_model_version_tag(NAME, version, "approved_by", "rita")
+        registry.client().set_model_version_tag(NAME, version, "approval.alias", "challenger")
+        time.sleep(1.0)  # five polls
+        assert _served(server) == "1"
+        # the record written after the move (as the auth app does): served at the next poll
+        registry.set_alias("champion", version)
+        _until(lambda: _served(server) == version, timeout=10)
+        assert 'cause="unapproved",role="champion"} 1.0' in httpx.get(
+            f"{server.url}/metrics").text  # one event per version, not one per poll
+    finally:
+        registry.set_alias("champion", "1")
+        _until(lambda: _served(server) == "1")
 
 
 def test_shadow_mode_stores_the_challenger_without_changing_the_decision(
@@ -121,7 +152,7 @@ def test_shadow_mode_stores_the_challenger_without_changing_the_decision(
                .get("version") == "2")
         r = httpx.post(f"{srv.url}/v1/scans", content=png_bytes(), timeout=30,
                        params={"item_id": "shadowed", "scanner_id": "S1"},
-                       headers={"Content-Type": "image/png"})
+                       headers={"Content-Type": "image/png", **SCAN_HEADERS})
     finally:
         srv.stop()
     assert r.status_code == 200 and r.json()["model"]["version"] == "1"
@@ -143,7 +174,7 @@ def test_no_model_means_not_ready_and_inspect_until_a_first_approval(
         assert httpx.get(f"{srv.url}/v1/model").status_code == 503
         r = httpx.post(f"{srv.url}/v1/scans", content=png_bytes(), timeout=30,
                        params={"item_id": "early", "scanner_id": "S1"},
-                       headers={"Content-Type": "image/png"})
+                       headers={"Content-Type": "image/png", **SCAN_HEADERS})
         assert r.status_code == 200
         assert_failsafe(r.json(), "no_model")
         assert r.json()["model"] is None
@@ -154,7 +185,7 @@ def test_no_model_means_not_ready_and_inspect_until_a_first_approval(
         _until(lambda: httpx.get(f"{srv.url}/ready").status_code == 200)
         r = httpx.post(f"{srv.url}/v1/scans", content=png_bytes(), timeout=30,
                        params={"item_id": "later", "scanner_id": "S1"},
-                       headers={"Content-Type": "image/png"})
+                       headers={"Content-Type": "image/png", **SCAN_HEADERS})
         assert r.json()["model"]["version"] == version
         assert_served_decision(r.json(), empty_registry)
     finally:

@@ -13,7 +13,7 @@ from helpers.decisions import assert_served_decision
 from helpers.degenerate_images import degenerate_corpus, encode
 from helpers.packages import build_package
 from helpers.registry import registry_at
-from helpers.service import Server
+from helpers.service import SCAN_HEADERS, Server
 from helpers.stores import store_rows
 from PIL import Image
 
@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
 def _scan(server: Server, item: str, data: bytes, ctype: str) -> dict:
     r = httpx.post(f"{server.url}/v1/scans", content=data, timeout=60,
                    params={"item_id": item, "scanner_id": "parcel_160kv"},
-                   headers={"Content-Type": ctype})
+                   headers={"Content-Type": ctype, **SCAN_HEADERS})
     assert r.status_code == 200, r.text
     return r.json()
 

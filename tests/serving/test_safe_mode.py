@@ -21,7 +21,7 @@ from helpers.decisions import assert_served_decision
 from helpers.images import png_bytes
 from helpers.packages import build_package
 from helpers.registry import Registry, registry_at
-from helpers.service import API_KEYS, OPERATOR_KEY, Server
+from helpers.service import API_KEYS, OPERATOR_KEY, SCAN_HEADERS, Server
 from helpers.stores import store_rows
 from scipy.stats import binom
 
@@ -66,7 +66,7 @@ def _batch(server: Server, scanner: str, prefix: str, n: int = 4) -> list[dict]:
               "image_b64": base64.b64encode(png_bytes((200, 120 + i % 100, 40))).decode()}
              for i in range(n)]
     r = httpx.post(f"{server.url}/v1/scans/batch", json={"scanner_id": scanner, "items": items},
-                   timeout=60)
+                   timeout=60, headers=SCAN_HEADERS)
     assert r.status_code == 200, r.text
     for body in r.json():
         assert_served_decision(body, server.registry)
@@ -106,9 +106,10 @@ def test_flagged_scanner_gets_no_clear_on_either_replica(replicas) -> None:  # n
     assert rows and all(r["scanner_state"] == "safe_mode" for r in rows)
     assert all(json.loads(r["would_be"])["decision"] == "CLEAR" for r in rows)
 
-    # lifting: no key, a feedback key, then the operator's key
+    # lifting: no key (401), a feedback key (403: not an operator's), then the operator's key
     assert _lift(first, "scanner-b", None).status_code == 401
-    assert _lift(first, "scanner-b", API_KEYS[0]).status_code == 401
+    refused = _lift(first, "scanner-b", API_KEYS[0])
+    assert refused.status_code == 403 and "operator" in refused.json()["detail"]
     r = _lift(second, "scanner-b", OPERATOR_KEY, by="alice")
     assert r.status_code == 200 and r.json()["changed"], r.text
     events = store_rows(reg, "scanner_events")

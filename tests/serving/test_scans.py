@@ -12,7 +12,7 @@ import pytest
 from helpers.decisions import assert_failsafe, assert_served_decision
 from helpers.images import png_bytes
 from helpers.registry import NAME, Registry
-from helpers.service import Server
+from helpers.service import ANALYST_KEY, INSPECTION_KEY, SCAN_HEADERS, Server
 from helpers.stores import store_rows
 
 from atr.store.image_store import ImageStore
@@ -28,7 +28,7 @@ def server(registry: Registry) -> Server:
 def _raw(server: Server, data: bytes, item: str, ctype: str = "image/png", **kw) -> httpx.Response:
     return httpx.post(f"{server.url}/v1/scans", content=data, timeout=30,
                       params={"item_id": item, "scanner_id": "S1"},
-                      headers={"Content-Type": ctype}, **kw)
+                      headers={"Content-Type": ctype, **SCAN_HEADERS}, **kw)
 
 
 def _decided(server: Server, registry: Registry, item: str) -> dict:
@@ -66,14 +66,14 @@ def test_good_image_raw_body_is_decided_and_stored(server: Server, registry: Reg
 
 def test_headers_and_multipart_forms(server: Server, registry: Registry) -> None:
     r = httpx.post(f"{server.url}/v1/scans", content=png_bytes((10, 80, 200)), timeout=30,
-                   headers={"Content-Type": "application/octet-stream",
+                   headers={"Content-Type": "application/octet-stream", **SCAN_HEADERS,
                             "X-Item-Id": "item-hdr", "X-Scanner-Id": "S2"})
     assert r.status_code == 200 and r.json()["item_id"] == "item-hdr"
     assert r.json()["scanner_id"] == "S2"
     assert_served_decision(r.json(), registry)
     r = httpx.post(f"{server.url}/v1/scans", timeout=30,
                    files={"file": ("x.png", png_bytes(), "image/png")},
-                   data={"item_id": "item-form", "scanner_id": "S3"})
+                   data={"item_id": "item-form", "scanner_id": "S3"}, headers=SCAN_HEADERS)
     assert r.status_code == 200 and r.json()["item_id"] == "item-form"
     assert_served_decision(r.json(), registry)
 
@@ -81,7 +81,8 @@ def test_headers_and_multipart_forms(server: Server, registry: Registry) -> None
 def test_batch_multipart_and_json(server: Server, registry: Registry) -> None:
     files = [("files", (f"{i}.png", png_bytes((i * 60, 100, 50)), "image/png")) for i in range(3)]
     data = {"item_ids": ["b-1", "b-2", "b-3"], "scanner_id": "S4"}
-    r = httpx.post(f"{server.url}/v1/scans/batch", files=files, data=data, timeout=30)
+    r = httpx.post(f"{server.url}/v1/scans/batch", files=files, data=data, timeout=30,
+                   headers=SCAN_HEADERS)
     assert r.status_code == 200, r.text
     assert [x["item_id"] for x in r.json()] == ["b-1", "b-2", "b-3"]
     assert all(x["model"]["version"] == "1" for x in r.json())
@@ -90,7 +91,7 @@ def test_batch_multipart_and_json(server: Server, registry: Registry) -> None:
     items = [{"item_id": "j-1", "image_b64": base64.b64encode(png_bytes()).decode()},
              {"item_id": "j-2", "image_b64": base64.b64encode(b"not an image").decode()}]
     r = httpx.post(f"{server.url}/v1/scans/batch", json={"scanner_id": "S5", "items": items},
-                   timeout=30)
+                   timeout=30, headers=SCAN_HEADERS)
     assert r.status_code == 200, r.text
     good, bad = r.json()
     assert_served_decision(good, registry)
@@ -155,18 +156,20 @@ def test_pixel_bomb_is_image_too_large(registry: Registry) -> None:
 def test_malformed_scan_requests_name_the_field(server: Server, kwargs: dict, status: int,
                                                 field: str) -> None:
     r = httpx.post(f"{server.url}/v1/scans", content=png_bytes(), params=kwargs["params"],
-                   headers={"Content-Type": kwargs.get("ctype", "image/png")}, timeout=30)
+                   headers={"Content-Type": kwargs.get("ctype", "image/png"), **SCAN_HEADERS},
+                   timeout=30)
     assert r.status_code == status and field in r.json()["detail"]
 
 
 def test_malformed_batches(server: Server) -> None:
     r = httpx.post(f"{server.url}/v1/scans/batch", content=b"{not json",
-                   headers={"Content-Type": "application/json"}, timeout=30)
+                   headers={"Content-Type": "application/json", **SCAN_HEADERS}, timeout=30)
     assert r.status_code == 400 and "JSON" in r.json()["detail"]
-    r = httpx.post(f"{server.url}/v1/scans/batch", json={"items": [{"item_id": "a"}]}, timeout=30)
+    r = httpx.post(f"{server.url}/v1/scans/batch", json={"items": [{"item_id": "a"}]}, timeout=30,
+                   headers=SCAN_HEADERS)
     assert r.status_code == 422 and "items[0]" in r.json()["detail"]
     r = httpx.post(f"{server.url}/v1/scans", timeout=30, data={"item_id": "a", "scanner_id": "b"},
-                   files={"other": ("x.png", b"x", "image/png")})
+                   files={"other": ("x.png", b"x", "image/png")}, headers=SCAN_HEADERS)
     assert r.status_code == 422 and "'file'" in r.json()["detail"]
 
 
@@ -195,7 +198,10 @@ def test_metrics_count_requests_decisions_and_failsafes(server: Server,
     assert "atr_request_latency_seconds_bucket" in text
 
 
-def _feedback(server: Server, body: dict, key: str | None = "test-key-2") -> httpx.Response:
+def _feedback(server: Server, body: dict, key: str | None = "") -> httpx.Response:
+    """POST /v1/feedback with `key` ("": the key of the body's source's role)."""
+    if key == "":
+        key = ANALYST_KEY if body.get("source") == "analyst" else INSPECTION_KEY
     headers = {"X-API-Key": key} if key is not None else {}
     return httpx.post(f"{server.url}/v1/feedback", json=body, headers=headers, timeout=30)
 

@@ -93,3 +93,13 @@ def test_put_many_reports_a_failed_write_per_item(
     assert isinstance(ok, str) and store.get(ok) == good
     assert isinstance(failed, OSError)
     assert not list(tmp_path.rglob(".tmp-*")) and len(list(tmp_path.rglob("*.png"))) == 1
+
+
+def test_delete_removes_the_file_once_and_a_later_put_rewrites_it(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    ref = store.put(png_bytes())
+    assert store.delete(ref) is True and ref not in store
+    assert store.delete(ref) is False  # nothing there any more: said, not raised
+    assert store.put(png_bytes()) == ref and ref in store  # not skipped as "known durable"
+    with pytest.raises(ImageStoreError):
+        store.delete("../../etc/passwd")

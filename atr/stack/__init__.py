@@ -1,0 +1,2 @@
+"""The distributed stack on loopback: PostgreSQL, the object store, replicas behind a load
+balancer (atr stack)."""
