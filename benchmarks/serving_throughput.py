@@ -129,13 +129,16 @@ class Server:
 
 # --- measurements ----------------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads (Linux /proc), and of the children
-    it has reaped; 0 where /proc is missing."""
+    """User + system CPU of a process and its live descendants, all their threads (Linux
+    /proc: mlflow's uvicorn forks its workers); 0 where /proc is missing."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
     except OSError:
         return 0.0
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(v) for v in fields[11:13]) / os.sysconf("SC_CLK_TCK") + sum(
+        cpu_seconds(c) for c in children)
 
 
 def measure(client: str, url: str, request: RequestSpec, n: int, concurrency: int,
@@ -157,7 +160,7 @@ def measure(client: str, url: str, request: RequestSpec, n: int, concurrency: in
            "load_avg_1m": round(os.getloadavg()[0], 2),
            # where the 2 cores go: the load client's share comes off the server's figure
            "client_cpu_ms_per_item": round(client_cpu / n * 1000, 3)}
-    if pid:  # mlflow's workers are child processes: only the server's own pid is counted
+    if pid:
         out["server_cpu_ms_per_item"] = round((cpu_seconds(pid) - cpu0) / n * 1000, 3)
     return out
 
@@ -332,17 +335,17 @@ def main() -> None:
         cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
                "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port),
                "-w", str(workers)]
-        with Server(cmd, f"{url}/ping", env, work / f"mlflow-serve-w{workers}.log"):
+        with Server(cmd, f"{url}/ping", env, work / f"mlflow-serve-w{workers}.log") as mlf:
             res[f"mlflow_b64_w{workers}"] = measure(
                 args.client, url, post_body("/invocations", b64_bodies, "application/json"),
-                args.requests, args.concurrency, 20)
+                args.requests, args.concurrency, 20, server=mlf)
             res[f"mlflow_tensor_w{workers}"] = measure(
                 args.client, url, post_body("/invocations", tensor_bodies, "application/json"),
-                args.tensor_requests, args.concurrency, 10)
+                args.tensor_requests, args.concurrency, 10, server=mlf)
             if args.high_concurrency:
                 res[f"mlflow_b64_w{workers}_c{args.high_concurrency}"] = measure(
                     args.client, url, post_body("/invocations", b64_bodies, "application/json"),
-                    args.requests, args.high_concurrency, 20)
+                    args.requests, args.high_concurrency, 20, server=mlf)
 
     res["in_process"] = in_process_ceiling(package, pngs, [1, 4, 8, 16], seconds=3.0)
     res["service_extras_per_item"] = service_extras_ms(pngs, work / "image-store-probe")
@@ -401,7 +404,11 @@ def main() -> None:
             "MLflow's tensor form is slower than its image_b64 form: a 3x128x128 float "
             "tensor is ~1 MB of JSON per item.",
             "machine.load_avg_1m and each result's load_avg_1m include other jobs sharing "
-            "the machine; on 2 cores, a load above 2 means the figures are depressed."],
+            "the machine; on 2 cores, a load above 2 means the figures are depressed.",
+            "server_cpu_ms_per_item: CPU of the server's process tree (all threads, "
+            "MLflow's workers included) per item; client_cpu_ms_per_item: the load "
+            "client's, on the same cores. With C cores free, C * 1000 / (server + client) "
+            "bounds the items/s; on a loaded machine both read high (shared caches)."],
         "model_prep_s": round(model_s, 1), "total_s": round(time.perf_counter() - started, 1),
         "when": datetime.now().isoformat(timespec="seconds"),
     }

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from atr.store.prediction_store import ScannerEvent, ScannerMode, utcnow
@@ -44,19 +46,29 @@ def lift_safe_mode(session: Session, scanner_id: str, by: str, cause: str = "ope
 
 def _change(session: Session, scanner_id: str, on: bool, cause: str, by: str,
             model_version: str | None, detail: dict[str, Any] | None) -> bool:
-    """Set the flag and log the event in one transaction; the row is locked (PostgreSQL)
-    so two replicas lifting at once log it once."""
+    """Set the flag and log the event in one transaction. The flag flips by a conditional
+    UPDATE (or an INSERT that yields to a concurrent one): whichever replica changes the row
+    logs the event; the other changes nothing and logs nothing, on SQLite (where a read
+    takes no lock) as on PostgreSQL."""
     if not by:
         raise ValueError("safe mode: who changes it (by) is required")
-    row = session.get(ScannerMode, scanner_id, with_for_update=True)
-    if bool(row is not None and row.safe_mode) == on:
-        return False
-    if row is None:
-        row = ScannerMode(scanner_id=scanner_id)
-        session.add(row)
     now = utcnow()
-    row.safe_mode, row.cause, row.since, row.by = on, cause, now, by
-    row.model_version, row.detail = model_version, detail
+    values = dict(safe_mode=on, cause=cause, since=now, by=by, model_version=model_version,
+                  detail=detail)
+    changed = session.execute(
+        update(ScannerMode)
+        .where(ScannerMode.scanner_id == scanner_id, ScannerMode.safe_mode.is_not(on))
+        .values(**values)).rowcount
+    if not changed and on:  # no row yet: the first entry creates it
+        insert = (sqlite_insert if session.bind.dialect.name == "sqlite"  # type: ignore[union-attr]
+                  else pg_insert)(ScannerMode).values(scanner_id=scanner_id, **values)
+        # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT insert
+        changed = session.execute(
+            insert.on_conflict_do_nothing(index_elements=["scanner_id"])
+            .returning(ScannerMode.scanner_id)).first() is not None
+    if not changed:
+        session.rollback()
+        return False
     session.add(ScannerEvent(scanner_id=scanner_id, at=now, action="enter" if on else "lift",
                              cause=cause, by=by, model_version=model_version, detail=detail))
     session.commit()

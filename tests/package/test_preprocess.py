@@ -123,3 +123,22 @@ def test_spec_json_round_trip_and_refusals(tmp_path):
         PreprocessSpec.from_json('{"gamma": 2.2}')
     with pytest.raises(ValueError, match="resize"):
         PreprocessSpec(resize="crop")
+
+
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+def test_normalisation_table_matches_the_multiply_add_bit_for_bit(order):
+    """prepare_batch normalises uint8 pixels through a per-channel table (a speed-up):
+    every value must be the float32 (x / 255 - mean) / std the model was trained on."""
+    spec = PreprocessSpec(input_size=32, channel_order=order, mean=(0.1, 0.5, 0.9),
+                          std=(0.2, 0.3, 0.4))
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    images[0][:2, :2] = [[0, 128, 255], [255, 0, 1]]  # both ends of the range
+    std = np.asarray(spec.std, np.float32)
+    expected = (np.stack(images).astype(np.float32) * (1.0 / (255.0 * std))
+                + (-np.asarray(spec.mean, np.float32) / std))
+    if order == "BGR":
+        expected = expected[..., ::-1]
+    got = spec.prepare_batch(images)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got, expected.transpose(0, 3, 1, 2))
