@@ -75,7 +75,7 @@ MONITORING = [
              "from atr.package.image_stats import image_stats\n"
              "from atr.package.onnx_scorer import OnnxScorer\n"
              "from atr.store.image_store import ImageStore\n"
-             "from atr.store.prediction_store import Feedback, Prediction, open_store\n"
+             "from atr.store.prediction_store import Feedback, Prediction, ensure_store\n"
              "from atr.policy.taxonomy import default_taxonomy\nfrom atr.train import run as train\n"
              "from atr.xray import ClassMix, XraySimulator, load_profile\n\n"
              "work = Path(tempfile.mkdtemp())\ntaxonomy = default_taxonomy()\n"
@@ -94,7 +94,7 @@ MONITORING = [
              ".round(3)"),
     ("md", "## The line: scanner A, then scanner B\n\nEach parcel is scored and stored the "
            "way `atr serve` does it."),
-    ("code", "scorer = OnnxScorer(package)\nsessions = open_store(f'sqlite:///{work}/store.db')\n"
+    ("code", "scorer = OnnxScorer(package)\nsessions = ensure_store(f'sqlite:///{work}/store.db')\n"
              "images = ImageStore(work / 'images')\n"
              "mix = ClassMix.from_dict(dict(compose('synth').mix))\n"
              "def stream(scanner, n, seed):\n"

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from atr.processes import group_alive
 from atr.stack.stack import Stack, StackSpec, proc_start_time
+from atr.stack.tracking import ACCOUNTS
 
 GRACE_S = 20.0
 
@@ -70,7 +71,9 @@ def up(cfg: DictConfig) -> dict[str, Any]:
                      stack.objects.url, stack.secrets["s3_access_key"],
                      stack.secrets["s3_secret_key"])
     return {**stack.urls(), "next": f"set -a; . {folder / 'stack.env'}; set +a  "
-            "(ATR_PATHS=stack: every atr command, make demo included, uses this stack)"}
+            "(ATR_PATHS=stack: every atr command, make demo included, uses this stack)",
+            "mlflow_login": f"{spec.mlflow_url}: user {ACCOUNTS['reviewer']}, password "
+            f"mlflow_reviewer_password in {folder / 'secrets.json'} (docs/stack.md)"}
 
 
 def down(cfg: DictConfig) -> dict[str, Any]:

@@ -1,16 +1,20 @@
 """The distributed stack on loopback, real servers, in one runtime folder:
 
-    PostgreSQL 15 (atr.stack.postgres)  databases `atr` (prediction store) and `mlflow`
+    PostgreSQL 15 (atr.stack.postgres)  databases `atr` (prediction store), `mlflow`,
+                                         `mlflow_auth` (MLflow's accounts)
     SeaweedFS S3 (atr.stack.objectstore) buckets: images, MLflow artifacts, DVC remote
-    MLflow server                        backend on PostgreSQL, artifacts proxied to S3
+    MLflow server (atr.stack.tracking)   login required: backend on PostgreSQL, artifacts
+                                         proxied to S3, only a reviewer moves @champion
     two `atr serve` replicas             the shared store and images, the stack's MLflow
     HAProxy (atr.stack.balancer)         health-checked, retries, stats page
 
 Started in dependency order, stopped in reverse. The store is migrated (`atr store
 upgrade`'s function) before any replica starts: replicas never create tables. Secrets
-(PostgreSQL password, S3 key, the replicas' API keys) are generated once per folder into
-`secrets.json` (0600) and reach the servers by environment, never by command line.
-`stack.json` lists the URLs; `stack.env` is what a developer sources to use them.
+(PostgreSQL password, S3 key, the replicas' API keys, MLflow's admin and account
+passwords) are generated once per folder into `secrets.json` (0600) and reach the servers
+by environment, never by command line. The replicas read MLflow as the reader account.
+`stack.json` lists the URLs; `stack.env` is what a developer sources to use them (the
+jobs' service account; the reviewer's as ATR_REVIEWER_*, for approving on the stack).
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from typing import Any
 import httpx
 
 from atr.processes import ChildGroup
+from atr.stack import tracking
 from atr.stack.balancer import Balancer
 from atr.stack.launch import launch
 from atr.stack.objectstore import ObjectStore
 from atr.stack.postgres import PostgresServer
 from atr.stack.replica import Replica
 
-SECRET_KEYS = ("pg_password", "s3_access_key", "s3_secret_key")
+SECRET_KEYS = ("pg_password", "s3_access_key", "s3_secret_key", *tracking.SECRET_KEYS)
 # The API keys issued into the replicas' shared keys file (serving/keys.py), one per role.
 KEY_ROLES = ("scanner", "inspection", "analyst", "operator")
 
@@ -75,19 +80,22 @@ class StackSpec:
 
 
 def load_secrets(folder: Path) -> dict[str, str]:
-    """The folder's secrets, generated on first use (secrets.json, readable by root only)."""
+    """The folder's secrets, generated on first use (secrets.json, readable by root only).
+    Keys a folder lacks (one made by an older version) are added; existing ones are kept:
+    PostgreSQL's data and MLflow's accounts were made with them."""
     path = folder / "secrets.json"
-    if path.is_file():
-        found = json.loads(path.read_text())
-        if {*SECRET_KEYS, *(f"{r}_key" for r in KEY_ROLES)} <= set(found):
-            return found
-    folder.mkdir(parents=True, exist_ok=True)
+    found = json.loads(path.read_text()) if path.is_file() else {}
     made = {k: secrets.token_urlsafe(24) for k in SECRET_KEYS}
     made.update({f"{role}_key": "atr_" + secrets.token_urlsafe(32) for role in KEY_ROLES})
     made["s3_access_key"] = "atr" + secrets.token_hex(8)  # S3 keys: plain characters
+    if set(made) <= set(found):
+        return found
+    folder.mkdir(parents=True, exist_ok=True)
+    merged = {**made, **found}
     path.touch(mode=0o600)
-    path.write_text(json.dumps(made, indent=2))
-    return made
+    path.chmod(0o600)
+    path.write_text(json.dumps(merged, indent=2))
+    return merged
 
 
 class Stack:
@@ -105,7 +113,7 @@ class Stack:
                                    detached=detached)
         self.mlflow: ChildGroup | None = None
         self.replicas = [Replica(f"replica{i}", self.dir / f"replica{i}", port,
-                                 self.replica_overrides(), self.server_env(), detached)
+                                 self.replica_overrides(), self.replica_env(), detached)
                          for i, port in enumerate(spec.replica_ports, 1)]
         self.balancer = Balancer(self.dir, spec.balancer_port, spec.stats_port,
                                  spec.replica_ports, detached)
@@ -115,9 +123,21 @@ class Stack:
         """The servers' secrets: PostgreSQL's password (libpq's PGPASSWORD), the S3 key."""
         return {"PGPASSWORD": self.secrets["pg_password"], **self.objects.env()}
 
+    def replica_env(self) -> dict[str, str]:
+        """A replica's: the servers' secrets and MLflow's reader account (READ only)."""
+        return {**self.server_env(), **tracking.credentials(self.secrets, "reader")}
+
+    def reviewer_env(self) -> dict[str, str]:
+        """The reviewer account, as ATR_REVIEWER_USERNAME/PASSWORD (stack.env): a reviewer
+        approves with MLFLOW_TRACKING_USERNAME/PASSWORD set to these (docs/stack.md)."""
+        return {k.replace("MLFLOW_TRACKING", "ATR_REVIEWER"): v
+                for k, v in tracking.credentials(self.secrets, "reviewer").items()}
+
     def env(self) -> dict[str, str]:
-        """A client's: the servers' plus the API keys `atr line` / `atr safe-mode` read."""
+        """A client's: the servers' secrets, the jobs' MLflow account (service: registers,
+        no approval), the reviewer's (ATR_REVIEWER_*), the API keys `atr line` reads."""
         return {**self.server_env(), "ATR_PATHS": "stack",  # every atr command: paths=stack
+                **tracking.credentials(self.secrets, "service"), **self.reviewer_env(),
                 **{f"ATR_{role.upper()}_KEY": self.secrets[f"{role}_key"]
                    for role in KEY_ROLES if role != "scanner"},
                 "ATR_SCAN_KEY": self.secrets["scanner_key"]}
@@ -146,7 +166,11 @@ class Stack:
         return {"balancer": self.balancer.url, "stats": self.balancer.stats_url,
                 "replicas": [r.url for r in self.replicas], "mlflow": s.mlflow_url,
                 "s3": self.objects.url, "prediction_db": s.store_url(),
-                "mlflow_db": s.store_url("mlflow"), "image_store": s.image_store,
+                "mlflow_db": s.store_url("mlflow"),
+                "mlflow_auth_db": s.store_url(tracking.AUTH_DATABASE),
+                # role -> account; the passwords are in secrets.json only
+                "mlflow_accounts": {"admin": tracking.ADMIN, **tracking.ACCOUNTS},
+                "secrets": str(self.dir / "secrets.json"), "image_store": s.image_store,
                 "mlflow_artifacts": f"s3://{s.mlflow_bucket}/artifacts",
                 "dvc_remote": s.dvc_remote, "env_file": str(self.dir / "stack.env")}
 
@@ -164,6 +188,7 @@ class Stack:
 
                 atexit.unregister(postgres._stop_at_exit)
             self.postgres.create_database("mlflow")
+            self.postgres.create_database(tracking.AUTH_DATABASE)
             upgrade(self.postgres.url())  # replicas refuse a store not at head
             self.objects.start()
             self.start_mlflow()
@@ -178,24 +203,15 @@ class Stack:
         return self
 
     def start_mlflow(self) -> None:
-        from omegaconf import OmegaConf
-
-        from atr.registry.server import server_command
-
+        """MLflow with login (atr.stack.tracking), then the accounts and the model."""
         s = self.spec
-        cfg = OmegaConf.create({
-            "paths": {"tracking_uri": s.store_url("mlflow"),
-                      "registry_uri": s.store_url("mlflow"),
-                      "mlflow_artifacts": str(self.dir / "mlflow-artifacts")},
-            "mlflow": {"host": "127.0.0.1", "port": s.mlflow_port, "workers": s.mlflow_workers,
-                       "artifacts_destination": f"s3://{s.mlflow_bucket}/artifacts",
-                       # clients upload through the server (no S3 key on training machines)
-                       "default_artifact_root": "mlflow-artifacts:/"}})
-        self.mlflow = launch(server_command(cfg), self.dir / "mlflow.log",
-                             env={**os.environ, **self.server_env()}, cwd=self.dir,
-                             detached=self.detached)
+        command = tracking.prepare_server(s, self.dir, self.secrets)
+        self.mlflow = launch(command, self.dir / "mlflow.log",
+                             env=tracking.launch_env({**os.environ, **self.server_env()}),
+                             cwd=self.dir, detached=self.detached)
         wait_http(f"{s.mlflow_url}/health", self.spec.start_timeout_s, self.mlflow,
                   self.dir / "mlflow.log")
+        tracking.create_accounts(s.mlflow_url, self.secrets, s.model_name)
 
     def stop(self) -> None:
         """Reverse order: nothing keeps writing to a store that is going away."""

@@ -4,6 +4,7 @@ that posts scans through the load balancer and records every answer."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ import pytest
 
 from atr.config import compose
 from atr.demo_service import UNLIMITED, free_port
+from atr.package import approval
 from atr.stack.stack import Stack, StackSpec
 from helpers.packages import build_package
-from helpers.registry import NAME, runtime_overrides
+from helpers.registry import runtime_overrides
 from helpers.service import RULES_OFF
 
 TOOLS = {"haproxy": Path("/usr/sbin/haproxy"),
@@ -32,26 +34,36 @@ def needs_tools() -> None:
 
 
 def register_champion(stack: Stack, root: Path) -> str:
-    """A tiny package registered through the stack's MLflow server, @champion."""
+    """A tiny package registered through the stack's MLflow server by the jobs' service
+    account, then approved @champion as an unattended job on the stack approves (stack.env:
+    the service login plus ATR_REVIEWER_*, `reviewer_from_env`): the server (atr-auth)
+    writes the approval record naming the reviewer; the replicas serve only such a version."""
+    from atr.registry.approve import approve
+    from atr.registry.register import register_package
+    from atr.stack.tracking import ACCOUNTS, REVIEWER_ENV, logged_in, reviewer_from_env
+
     package = build_package(root / "package", seed=0)
     url = stack.spec.mlflow_url
-    cfg = compose("register", [*runtime_overrides(root), f"paths.tracking_uri={url}",
-                               f"paths.registry_uri={url}", "paths.mlflow_artifacts=null",
-                               f"register.eval_dir={package / 'artifacts' / 'eval'}"])
-    from atr.registry.register import register_package
-
+    base = [*runtime_overrides(root), f"paths.tracking_uri={url}", f"paths.registry_uri={url}",
+            "paths.mlflow_artifacts=null"]
+    cfg = compose("register", [*base, f"register.eval_dir={package / 'artifacts' / 'eval'}"])
+    approve_cfg = compose("approve", [*base, f"approve.download_dir={root / 'approve'}"])
+    env = stack.env()
     try:
-        version = str(register_package(package, cfg).version)
+        with logged_in(stack.secrets, "service"):
+            version = str(register_package(package, cfg).version)
+            os.environ.update({k: env[k] for k in REVIEWER_ENV})
+            with reviewer_from_env() as reviewer:
+                assert reviewer == ACCOUNTS["reviewer"]
+                approved = approve(approve_cfg, version=version, mode="auto-simulation")
+            assert os.environ["MLFLOW_TRACKING_USERNAME"] == ACCOUNTS["service"]  # restored
     finally:
+        for key in REVIEWER_ENV:
+            os.environ.pop(key, None)
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
-    client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
-    from atr.registry.approve import record_tags
-
-    # the approval record first, as `atr approve` writes it: only approved versions serve
-    for key, value in record_tags("stack-reviewer", "manual", "champion", "test").items():
-        client.set_model_version_tag(NAME, version, key, value)
-    client.set_registered_model_alias(NAME, "champion", version)
+    assert approved.tags[approval.APPROVED_BY] == ACCOUNTS["reviewer"]
+    assert approved.tags[approval.RECORDED_BY] == "server"
     return version
 
 

@@ -72,6 +72,28 @@ def post(stack: Stack, url: str, item: str, data: bytes = PNG) -> httpx.Response
                                "X-API-Key": stack.secrets["scanner_key"]})
 
 
+def test_only_the_reviewer_may_move_champion_on_the_stacks_mlflow(stack: Stack) -> None:
+    """The stack's MLflow requires a login; the replicas' reader account (what a leaked
+    replica environment gives) is refused the move too; the champion stays put."""
+    from atr.stack.tracking import ACCOUNTS, credentials
+
+    url = f"{stack.spec.mlflow_url}/api/2.0/mlflow/registered-models/alias"
+    move = {"name": stack.spec.model_name, "alias": "champion", "version": "1"}
+    assert httpx.post(url, json=move, trust_env=False).status_code == 401
+    reader = credentials(stack.secrets, "reader")
+    r = httpx.post(url, json=move, trust_env=False, auth=(
+        reader["MLFLOW_TRACKING_USERNAME"], reader["MLFLOW_TRACKING_PASSWORD"]))
+    assert r.status_code == 403, r.text
+    assert (stack.dir / "secrets.json").stat().st_mode & 0o077 == 0
+    logs = "".join(f.read_text(errors="replace") for f in stack.dir.rglob("*.log"))
+    assert not [k for k, v in stack.secrets.items() if v in logs]  # no secret logged
+    # the accounts live in the stack's PostgreSQL (database mlflow_auth), not in SQLite
+    with psycopg.connect(stack.postgres.url("mlflow_auth").replace("postgresql+psycopg",
+                                                                    "postgresql")) as conn:
+        users = {r[0] for r in conn.execute("SELECT username FROM users").fetchall()}
+    assert {"admin", *ACCOUNTS.values()} <= users
+
+
 def test_replica_killed_under_load(stack: Stack) -> None:
     """SIGKILL one replica mid-load: HAProxy moves traffic to the other (its retries resend
     what the dead one never answered); at most the requests in flight there fail."""
@@ -195,7 +217,7 @@ def test_full_disk_under_the_image_store(stack: Stack, tmp_path: Path) -> None:
         overrides = [o for o in stack.replica_overrides()
                      if not o.startswith("paths.image_store=")]
         replica = Replica("full-disk", tmp_path / "replica", free_port(),
-                          [*overrides, f"paths.image_store={mount_point}"], stack.server_env())
+                          [*overrides, f"paths.image_store={mount_point}"], stack.replica_env())
         replica.start()
         replica.wait("/ready", 90)
         answers: list[tuple[str, httpx.Response]] = []
