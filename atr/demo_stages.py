@@ -56,6 +56,7 @@ def recalibration_stages(cfg: DictConfig, url: str, progress: Any, phases: dict[
     from atr.evaluation.gate import gate
     from atr.registry.approve import approve
     from atr.registry.recalibrate import run as recalibrate
+    from atr.stack.tracking import reviewer_from_env
 
     d = cfg.demo
     base = runtime_overrides(cfg)
@@ -69,8 +70,9 @@ def recalibration_stages(cfg: DictConfig, url: str, progress: Any, phases: dict[
         if brief["registered"]:
             verdict = gate(compose("gate", base))
             brief["gate"] = verdict.get("verdict")
-            approve(compose("approve", base), int(result["version"]), by="atr-demo",
-                    mode="auto-simulation")
+            with reviewer_from_env() as reviewer:  # on the stack: its reviewer account
+                approve(compose("approve", base), int(result["version"]),
+                        by=None if reviewer else "atr-demo", mode="auto-simulation")
     if not brief["registered"]:
         say(f"recalibration: nothing registered ({brief['reason']})")
         progress.skip(RECALIBRATED, "no threshold certified: scanner B stays in safe mode")

@@ -139,9 +139,12 @@ def retrain(cfg: DictConfig) -> dict[str, Any]:
     summary["gate"] = gate(compose("gate", base))
     if r.auto_approve:
         from atr.registry.approve import approve
+        from atr.stack.tracking import reviewer_from_env
 
         version = summary["gate"]["challenger"]
-        approve(compose("approve", base), version, by=str(r.approver), mode="auto-simulation")
+        with reviewer_from_env() as reviewer:  # on the stack: its reviewer account
+            approve(compose("approve", base), version, by=None if reviewer else str(r.approver),
+                    mode="auto-simulation")
         summary["approved"] = version
     return summary
 
