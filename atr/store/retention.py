@@ -42,8 +42,9 @@ def prune_images(sessions: sessionmaker[Session], images: DeletableImages,
                  dry_run: bool = False) -> dict[str, Any]:
     """Remove the unlabelled images past retention; returns the counts (a dry run counts
     what would be removed and changes nothing)."""
-    if retention_days is None or float(retention_days) <= 0:
-        raise ValueError(f"store.retention_days must be a positive number of days, "
+    # at least a day: replicas remember stored images for an hour (atr/store/s3_images.py)
+    if retention_days is None or float(retention_days) < 1:
+        raise ValueError(f"store.retention_days must be a positive number of days (>= 1), "
                          f"got {retention_days!r}")
     now = now or utcnow()
     cutoff = now - timedelta(days=float(retention_days))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -58,13 +59,16 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 class S3ImageStore:
     """put(bytes) -> ref, get(ref) -> bytes, delete(ref) -> bool on s3://bucket/prefix."""
 
-    _KNOWN_MAX = 100_000  # refs PUT by this process: a re-sent image costs no request
+    _KNOWN_MAX = 100_000  # refs PUT by this process: a re-sent image costs no request ...
+    # ... for an hour: `atr store prune` (another process) may delete an old image, and a
+    # remembered ref must never outlive the shortest retention period (a day)
+    _KNOWN_TTL_S = 3600.0
 
     def __init__(self, url: str, client: Any | None = None) -> None:
         self.url = url
         self.bucket, self.prefix = parse_s3_url(url)
         self.client = client if client is not None else s3_client()
-        self._known: OrderedDict[str, None] = OrderedDict()
+        self._known: OrderedDict[str, float] = OrderedDict()  # ref -> when PUT (monotonic)
         self._lock = threading.Lock()
 
     def key(self, ref: str) -> str:
@@ -102,17 +106,20 @@ class S3ImageStore:
         except Exception as exc:  # botocore's errors: one item's failure, reported as OSError
             return OSError(f"object store {self.url}: PUT {ref} failed: {exc}")
         with self._lock:
-            self._known[ref] = None
+            self._known[ref] = time.monotonic()
             while len(self._known) > self._KNOWN_MAX:
                 self._known.popitem(last=False)
         return None
 
     def _is_known(self, ref: str) -> bool:
         with self._lock:
-            if ref in self._known:
-                self._known.move_to_end(ref)
-                return True
-            return False
+            put_at = self._known.get(ref)
+            if put_at is None:
+                return False
+            if time.monotonic() - put_at > self._KNOWN_TTL_S:
+                del self._known[ref]  # PUT again: prune may have removed it since
+                return False
+            return True
 
     def get(self, ref: str) -> bytes:
         from botocore.exceptions import ClientError
