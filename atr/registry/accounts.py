@@ -22,7 +22,7 @@ import secrets
 from typing import Any
 
 from atr.registry.auth_config import admin_credentials
-from atr.registry.tracking import cfg_value, model_name
+from atr.registry.tracking import cfg_value, mlflow_login, model_name
 
 ROLES = {"reviewer": "MANAGE", "service": "EDIT", "reader": "READ"}
 
@@ -58,10 +58,7 @@ def ensure_account(url: str, admin: tuple[str, str], name: str, password: str, r
     from mlflow.server import get_app_client
     from mlflow.tracking import MlflowClient
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME",
-                                            "MLFLOW_TRACKING_PASSWORD")}
-    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin
-    try:
+    with mlflow_login(*admin):
         registry = MlflowClient(tracking_uri=url, registry_uri=url)
         try:
             registry.get_registered_model(registered_model)
@@ -76,9 +73,3 @@ def ensure_account(url: str, admin: tuple[str, str], name: str, password: str, r
             created = True
         auth.grant_user_permission(name, "registered_model", registered_model, ROLES[role])
         return created
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -7,6 +7,9 @@ they run from. The registry needs a database backend: a file store is refused.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +84,22 @@ def _ensure_sqlite_folder(uri: str) -> None:
         db = Path(uri[len("sqlite:///"):])
         if str(db) != ":memory:":
             db.parent.mkdir(parents=True, exist_ok=True)
+
+
+LOGIN_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+@contextmanager
+def mlflow_login(user: str, password: str) -> Iterator[None]:
+    """This process's MLflow clients as `user` on a server with login (MLflow reads the
+    credentials from the environment at each request); the previous ones restored on exit."""
+    saved = {k: os.environ.get(k) for k in LOGIN_ENV}
+    os.environ.update(dict(zip(LOGIN_ENV, (user, password), strict=True)))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

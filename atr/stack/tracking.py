@@ -26,6 +26,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from atr.registry.tracking import LOGIN_ENV, mlflow_login
+
 AUTH_DATABASE = "mlflow_auth"
 ADMIN = "admin"
 # role -> the stack's account of that role (atr.registry.accounts.ROLES: the permission)
@@ -33,7 +35,6 @@ ACCOUNTS = {"reviewer": "stack-reviewer", "service": "stack-jobs", "reader": "st
 # keys of the stack's secrets.json this module needs
 SECRET_KEYS = ("mlflow_admin_password", "mlflow_secret_key",
                *(f"mlflow_{role}_password" for role in ACCOUNTS))
-CLIENT_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 def server_cfg(spec: Any, folder: Path) -> DictConfig:
@@ -78,7 +79,7 @@ def prepare_server(spec: Any, folder: Path, secrets: Mapping[str, str]) -> list[
 def launch_env(base: Mapping[str, str]) -> dict[str, str]:
     """The server's environment without a caller's MLflow credentials or auth overrides
     (the auth folder's secrets.json is the one source of the admin password)."""
-    drop = {*CLIENT_ENV, "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    drop = {*LOGIN_ENV, "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
             "MLFLOW_AUTH_CONFIG_PATH"}
     return {k: v for k, v in base.items() if k not in drop}
 
@@ -98,25 +99,9 @@ def create_accounts(url: str, secrets: Mapping[str, str], model_name: str) -> No
                        secrets[f"mlflow_{role}_password"], role, model_name)
 
 
-@contextmanager
-def _client_as(user: str, password: str) -> Iterator[None]:
-    """This process's MLflow client as `user` (MLflow reads the environment), restored on
-    exit."""
-    saved = {k: os.environ.get(k) for k in CLIENT_ENV}
-    os.environ.update(dict(zip(CLIENT_ENV, (user, password), strict=True)))
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def logged_in(secrets: Mapping[str, str], role: str) -> AbstractContextManager[None]:
     """This process's MLflow client as the stack's `role` account (restored on exit)."""
-    return _client_as(*credentials(secrets, role).values())
+    return mlflow_login(*credentials(secrets, role).values())
 
 
 REVIEWER_ENV = ("ATR_REVIEWER_USERNAME", "ATR_REVIEWER_PASSWORD")  # stack.env's
@@ -133,5 +118,5 @@ def reviewer_from_env() -> Iterator[str | None]:
     if not (user and password):
         yield None
         return
-    with _client_as(user, password):
+    with mlflow_login(user, password):
         yield user

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from atr.demo_service import free_port
 from atr.processes import ChildGroup
 from atr.registry.accounts import ensure_account
 from atr.registry.auth_config import admin_credentials
+from atr.registry.tracking import mlflow_login
 from helpers.registry import Registry
 
 ATR = Path(sys.executable).parent / "atr"
@@ -96,17 +96,6 @@ def env_for(role: str) -> dict[str, str]:
     return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}
 
 
-@contextmanager
-def logged_in(role: str) -> Iterator[None]:
+def logged_in(role: str) -> AbstractContextManager[None]:
     """This process's MLflow client as the `role` account (restored on exit)."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME",
-                                            "MLFLOW_TRACKING_PASSWORD")}
-    os.environ.update(env_for(role))
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return mlflow_login(*ACCOUNTS[role])
