@@ -87,7 +87,7 @@ def prediction_row(scan: PendingScan, decision: str, reason: str,
         "image_stats": scan.image_stats, "image_ref": scan.image_ref,
         "latency_ms": round((time.monotonic() - scan.started) * 1000.0, 3), "shadow": shadow,
         "would_be": None, "audit": False, "checks": None, "scanner_state": None,
-        "clear_threshold": None, **(line or {}),
+        "clear_threshold": None, "localisation": None, **(line or {}),
     }
 
 

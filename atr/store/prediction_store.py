@@ -83,6 +83,10 @@ class Prediction(Base):
     resend_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When retention removed the image (atr store prune); image_ref stays as the record.
     image_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the evidence is, for REVIEW / INSPECT (revision 0004; the reply's
+    # `localisation`): {"boxes": [{"label", "score", "xyxy"}], "peak": {...}}; null for
+    # CLEAR and fail-safe rows.
+    localisation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("uq_predictions_scanner_item", "scanner_id", "item_id",
                             "resend_seq", unique=True),)
