@@ -22,7 +22,13 @@ from omegaconf import DictConfig
 
 from atr.config import compose, merge_overrides, only, runtime_overrides
 from atr.demo_service import ServiceKeys, ServiceProcess
-from atr.demo_stages import leak_pass, note_leaks, recalibration_stages, safety_summary
+from atr.demo_stages import (
+    leak_pass,
+    line_records,
+    note_leaks,
+    recalibration_stages,
+    safety_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def _loop(cfg: DictConfig) -> dict[str, Any]:
     from atr.data.synth import synthesize
+    from atr.demo_analyst import analyst_section, real_images, send_real_images
     from atr.demo_progress import Progress
     from atr.demo_report import phase_figures, write_report
 
@@ -148,7 +155,9 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
     gate1 = first["gate"]
     timeline["events"].append({"t": time.time() - t0, "event": f"v{gate1['challenger']} approved"})
     phases: dict[str, Any] = {}
-    with ServiceProcess(cfg, scanners=[str(d.scanner_a), str(d.scanner_b)]) as service:
+    real = real_images(cfg)  # the analyst view's real scans, when the folder is given
+    scanners = [str(d.scanner_a), str(d.scanner_b), *([str(d.analyst_real_scanner)] * bool(real))]
+    with ServiceProcess(cfg, scanners=scanners) as service:
         keys = service.keys  # issued into the demo's runtime (paths.keys_file)
         say(f"service up at {service.url}; scanner A: {d.scanner_a}")
         with progress.stage("scanner A on the line (v1)"):
@@ -179,6 +188,9 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
             leak_pass(cfg, timeline, t0, {str(d.scanner_a): int(d.items_a),
                                           str(d.scanner_b): int(d.drift_items) + int(d.items_c)})
         recal = recalibration_stages(cfg, service.url, progress, phases, timeline, t0, keys)
+        if real:
+            say(f"{send_real_images(cfg, service.url, keys.scanner)} of {len(real)} real "
+                f"development-set scans answered (the report's analyst view)")
     figures = phase_figures(phases["A"], drift["chunks"], phases["C"],
                             float(d.target_leak_rate))
     figures["safety"] = safety_summary(phases, drift, timeline, float(d.target_leak_rate),
@@ -194,7 +206,8 @@ def _loop(cfg: DictConfig) -> dict[str, Any]:
     }
     with progress.stage("report"):
         report = write_report(Path(str(d.report_dir)), summary, phases, drift, timeline,
-                              gate2["markdown"])
+                              gate2["markdown"],
+                              analyst_section(cfg, line_records(phases, drift)))
     summary["report"] = str(report)
     summary["stage_seconds"] = progress.seconds
     summary["minutes"] = round((time.time() - t0) / 60, 2)

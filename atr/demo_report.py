@@ -104,7 +104,8 @@ def timeline_plot(records: list[dict[str, Any]], monitor: list[dict[str, Any]],
 
 
 def write_report(out_dir: Path, summary: dict[str, Any], phases: dict[str, Any],
-                 drift: dict[str, Any], timeline: dict[str, Any], gate_md: str) -> Path:
+                 drift: dict[str, Any], timeline: dict[str, Any], gate_md: str,
+                 analyst_html: str = "") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     records = list(phases["A"]["records"])
     boundaries = [(len(records), "scanner switch")]
@@ -152,6 +153,7 @@ Threat items cleared over the run: <b>{safety.get('threats_cleared', 'n/a')}</b>
 <th>leaks</th><th>leak rate</th><th>upper</th><th>threats cleared</th><th>audits</th>
 <th>safe mode</th></tr>{safety_rows}</table>
 {f'<img src="data:image/png;base64,{safety_png}" width="100%">' if safety_png else ''}
+{analyst_html}
 <h2>Gate of v{summary['v2']}</h2><pre>{html.escape(gate_md)}</pre>
 <h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=2, default=str))}</pre>
 </body></html>"""

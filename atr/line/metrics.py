@@ -64,6 +64,9 @@ def record(parcel: Parcel, shot: Shot, taxonomy: Taxonomy) -> dict[str, Any]:
         "service_latency_ms": body.get("latency_ms"),
         "model_version": None if model.get("version") is None else str(model["version"]),
         "status": shot.status,
+        # where the evidence is (REVIEW / INSPECT only): the analyst view draws it
+        **({"localisation": body["localisation"]} if shot.ok and body.get("localisation")
+           else {}),
         **({"source_item": parcel.source_item} if parcel.source_item else {}),
     }
 

@@ -41,6 +41,9 @@ class Parcel:
     known: frozenset[str] | None = None
     content_type: str = "image/png"
     source_item: str | None = None
+    # The simulator's objects ({"label", "xyxy"} in pixels, goods and threats): drawn in
+    # the analyst view beside the model's boxes. Empty for replayed scans.
+    boxes: tuple[dict, ...] = ()
 
     def threats(self, taxonomy: Taxonomy) -> list[str]:
         return [t for t in taxonomy.threats if self.labels.get(t)]
@@ -84,13 +87,14 @@ def _init_worker(profile: dict, taxonomy: dict, mix: dict, size: int) -> None:
     _init(profile, taxonomy, mix, size)
 
 
-def _render_png(seed: int, column: str = "image") -> tuple[bytes, dict[str, int], int]:
+def _render_png(seed: int, column: str = "image"
+                ) -> tuple[bytes, dict[str, int], int, list[dict]]:
     assert _sim is not None
     item = _sim.render(seed)
     pixels = np.vstack([item.low, item.high]) if column == "raw" else item.rgb
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue(), item.labels, int(item.paper_only)
+    return buf.getvalue(), item.labels, int(item.paper_only), item.boxes
 
 
 def render_parcels(
@@ -117,7 +121,8 @@ def render_parcels(
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=args) as pool:
                 rendered = list(pool.map(partial(_render_png, column=column), seeds,
                                          chunksize=8))
-        for (item_id, _), (png, labels, paper_only) in zip(batch, rendered, strict=True):
+        for (item_id, _), (png, labels, paper_only, boxes) in zip(batch, rendered,
+                                                                  strict=True):
             parcels.append(Parcel(item_id, str(profile["id"]), phase.index, png, labels,
-                                  paper_only))
+                                  paper_only, boxes=tuple(boxes)))
     return parcels

@@ -18,6 +18,7 @@ import httpx
 from omegaconf import DictConfig, OmegaConf
 
 from atr.line import feedback as fb
+from atr.line.analyst_view import line_items, pick, write_view
 from atr.line.metrics import block_summary, record, schedule_lag_ms
 from atr.line.parcels import Parcel, render_parcels
 from atr.line.plan import Phase, item_ids_and_seeds, phases_from_cfg
@@ -132,6 +133,10 @@ def simulate(cfg: DictConfig) -> dict[str, Any]:
     if line.out:
         out = Path(str(line.out))
         out.parent.mkdir(parents=True, exist_ok=True)
+        shown = pick(line_items(parcels, records, taxonomy), int(line.analyst_view or 0))
+        if shown:
+            view = write_view(out.with_suffix(".analyst.html"), shown)
+            summary["analyst_view"] = {"path": str(view), "items": len(shown)}
         out.write_text(json.dumps(summary, indent=1) + "\n")
         summary["out"] = str(out)
     return summary
@@ -178,6 +183,10 @@ def report_text(summary: dict[str, Any]) -> str:
         f = summary["feedback"]
         lines.append(f"feedback: {f['stored']}/{f['sent']} stored {f['by_source']}"
                      + (f", errors {f['first_errors']}" if f["failed"] else ""))
+    if "analyst_view" in summary:
+        v = summary["analyst_view"]
+        lines.append(f"analyst view: {v['items']} REVIEW/INSPECT items with their boxes in "
+                     f"{v['path']}")
     return "\n".join(lines)
 
 
