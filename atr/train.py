@@ -26,6 +26,8 @@ from atr.models.callbacks import TrainThroughput, instantiate_callbacks, one_of
 from atr.models.onnx_export import export_onnx
 from atr.models.screening_module import ScreeningModule
 from atr.models.warm_start import CHECKPOINT_ARTIFACT, warm_start
+from atr.package.layout import LOCALISATION_FILE
+from atr.package.localisation import write_localisation_spec
 from atr.package.preprocess import PreprocessSpec
 from atr.policy.taxonomy import Taxonomy
 
@@ -107,6 +109,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg, taxonomy, spec)
     dataset = datamodule.load()  # fails early, naming the folder, if the data is not there
     model = build_model(cfg, taxonomy, datamodule.pos_weight())
+    if model.localises:  # box masks as the heat-map head's targets (atr/data/box_masks.py)
+        datamodule.enable_localisation(model.localisation_classes, model.heatmap_grid)
     ckpt_path = resolve_resume(cfg.train.resume_from, Path(cfg.train.ckpt_dir))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     # A resumed run restores its own weights and schedule; a warm start only the weights.
@@ -199,6 +203,11 @@ def write_outputs(
     export_onnx(model, out / "model.onnx", spec.input_size, opset=int(cfg.train.onnx_opset),
                 atol=float(cfg.train.onnx_atol), views=list(cfg.model.test_time_views))
     spec.save(out / "preprocess.json")
+    if model.localises:
+        write_localisation_spec(out / LOCALISATION_FILE, model.localisation_classes,
+                                model.heatmap_grid, spec.input_size)
+    else:  # a reused out_dir: a stale spec would name an output this network lacks
+        (out / LOCALISATION_FILE).unlink(missing_ok=True)
     (out / "taxonomy.json").write_text(json.dumps(taxonomy.to_dict(), indent=2) + "\n")
     (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     run_info = {

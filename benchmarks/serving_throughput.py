@@ -9,7 +9,9 @@ one client (aiohttp by default, benchmarks/load_client.py; `--client httpx` is t
 `atr line` sender), one concurrency. Servers run one at a
 time so they never compete for the cores. Measured:
 - `atr serve`: POST /v1/scans with the PNG bytes (closed-loop, `--concurrency` workers),
-  and the p99 at an offered open-loop load of `--rate` items/s (fixed schedule);
+  and the p99 at an offered open-loop load of `--rate` items/s (fixed schedule); in each
+  configuration given with `--atr NAME=OVERRIDES` (default: one, `--serve`'s overrides),
+  the one named by `--headline` (default: the first) being the summary's "atr serve";
 - `mlflow models serve --env-manager local` on models:/atr-screening@champion, both input
   forms with the same per-item requests, bodies serialised before the clock starts:
   `dataframe_split` of `image_b64`, and the preprocessed tensor `{"inputs": {"image"}}`;
@@ -49,6 +51,7 @@ from atr.line.plan import Phase  # noqa: E402
 from atr.policy.taxonomy import default_taxonomy  # noqa: E402
 from benchmarks import load_client  # noqa: E402
 from benchmarks.load_client import RequestSpec  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 
 NAME = "atr-screening"
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -127,18 +130,56 @@ class Server:
             self.proc.wait(10)
 
 
+def atr_config(spec: str) -> tuple[str, list[str]]:
+    """--atr NAME=OVERRIDES -> (NAME, [override, ...])."""
+    name, sep, overrides = spec.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--atr {spec!r}: expected NAME=OVERRIDES")
+    return name, overrides.split()
+
+
+def serve_workers(overrides: list[str]) -> int:
+    """The worker processes a configuration runs (the last serve.workers=, else 1; 0 is
+    one per core)."""
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("serve.workers=")]
+    n = int(given[-1]) if given else 1
+    return n or len(os.sched_getaffinity(0))
+
+
 # --- measurements ----------------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its live descendants, all their threads (Linux
-    /proc: mlflow's uvicorn forks its workers); 0 where /proc is missing."""
+    /proc: mlflow's uvicorn forks its workers, so does `atr serve serve.workers=N`); 0 where
+    /proc is missing."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                    for c in (task / "children").read_text().split()]
     except OSError:
         return 0.0
     return sum(int(v) for v in fields[11:13]) / os.sysconf("SC_CLK_TCK") + sum(
-        cpu_seconds(c) for c in children)
+        cpu_seconds(c) for c in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process (uvicorn's workers; the resource tracker idles)."""
+    try:
+        return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def wait_workers(url: str, workers: int, timeout_s: float = 120.0) -> None:
+    """Until `workers` distinct worker processes answer /ready (each loads the model on its
+    own; the kernel hands each new connection to one of them)."""
+    ready: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(ready) < workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url}: {len(ready)} of {workers} workers ready")
+        r = httpx.get(f"{url}/ready", timeout=5.0, trust_env=False)
+        if r.status_code == 200:
+            ready.add(r.headers.get("x-atr-worker", ""))
+        time.sleep(0.05)
 
 
 def measure(client: str, url: str, request: RequestSpec, n: int, concurrency: int,
@@ -149,6 +190,7 @@ def measure(client: str, url: str, request: RequestSpec, n: int, concurrency: in
                     headers=headers)
     pid = server.proc.pid if server else None
     cpu0, client0 = (cpu_seconds(pid) if pid else 0.0), time.process_time()
+    child_cpu0 = {c: cpu_seconds(c) for c in children(pid)} if pid else {}
     shots, wall = load_client.run(client, url, request, n, rate=rate, concurrency=concurrency,
                                   headers=headers)
     client_cpu = time.process_time() - client0
@@ -162,6 +204,10 @@ def measure(client: str, url: str, request: RequestSpec, n: int, concurrency: in
            "client_cpu_ms_per_item": round(client_cpu / n * 1000, 3)}
     if pid:
         out["server_cpu_ms_per_item"] = round((cpu_seconds(pid) - cpu0) / n * 1000, 3)
+        # serve.workers > 1: how evenly the kernel spread the client's connections
+        shares = [round(cpu_seconds(c) - before, 3) for c, before in child_cpu0.items()]
+        if len(shares) > 1:
+            out["worker_cpu_s"] = shares
     return out
 
 
@@ -247,19 +293,29 @@ def main() -> None:
     ap.add_argument("--train-items", type=int, default=700)
     ap.add_argument("--mlflow-workers", default="1,2")
     ap.add_argument("--serve", nargs="*", default=[],
-                    help="extra `atr serve` overrides, e.g. serve.intra_op_threads=2")
+                    help="extra `atr serve` overrides, e.g. serve.intra_op_threads=2 (the "
+                         "one configuration measured when no --atr is given)")
+    ap.add_argument("--atr", action="append", default=[], metavar="NAME=OVERRIDES",
+                    help="an `atr serve` configuration to measure, its overrides separated "
+                         "by spaces, e.g. --atr 'w2=serve.workers=2 serve.intra_op_threads=1'"
+                         "; repeatable, measured in the order given")
+    ap.add_argument("--headline", default=None,
+                    help="the --atr NAME the summary calls `atr serve` (default: the first)")
+    ap.add_argument("--package", default=None,
+                    help="an evaluated package folder (its ../eval beside it) to serve "
+                         "instead of artifacts/model or a freshly trained one")
     ap.add_argument("--client", default="aiohttp", choices=["aiohttp", "httpx"],
                     help="load generator library, the same for every server "
                          "(benchmarks/load_client.py says why aiohttp by default)")
     args = ap.parse_args()
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), round(os.getloadavg()[0], 2)
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     overrides = [f"paths.root={work / 'runtime'}", f"paths.data_dir={work / 'data'}",
                  f"paths.artifacts_dir={work / 'artifacts'}"]
 
-    reused = REPO / "artifacts" / "model"
+    reused = Path(args.package) if args.package else REPO / "artifacts" / "model"
     if (reused / "policy.json").is_file() and (reused / "package.json").is_file():
         package = work / "artifacts" / "model"
         shutil.copytree(reused, package)
@@ -315,19 +371,38 @@ def main() -> None:
     # the rate limit is lifted: the benchmark measures the ceiling, not the limit.
     keys = issue_keys(work / "runtime" / "keys.yaml", ["parcel_160kv"], "bench")
     auth = {"X-API-Key": keys.scanner}
-    with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, *UNLIMITED, *args.serve,
-                 f"serve.port={port}"],
-                f"{url}/ready", env, work / "atr-serve.log") as served:
-        res["atr_serve"] = measure(args.client, url, scan, args.requests, args.concurrency, 30,
-                                   headers=auth, server=served)
-        n_rate = int(args.rate * args.rate_seconds)
-        res["atr_serve_open_loop"] = {"offered_per_s": args.rate, **measure(
-            args.client, url, scan, n_rate, args.concurrency, 10, rate=args.rate, headers=auth,
-            server=served)}
-        if args.high_concurrency:
-            res[f"atr_serve_c{args.high_concurrency}"] = measure(
-                args.client, url, scan, args.requests, args.high_concurrency, 30, headers=auth,
-                server=served)
+    configs = dict(atr_config(spec) for spec in args.atr) or {"default": args.serve}
+    headline = args.headline or next(iter(configs))
+    if headline not in configs:
+        raise SystemExit(f"--headline {headline}: not one of the --atr names {list(configs)}")
+    res["atr_serve_configs"] = {}
+    for name, serve_overrides in configs.items():
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with Server([sys.executable, "-m", "atr.cli", "serve", *overrides, *UNLIMITED,
+                     *serve_overrides, f"serve.port={port}"],
+                    f"{url}/ready", env, work / f"atr-serve-{name}.log") as served:
+            wait_workers(url, serve_workers(serve_overrides))
+            got: dict[str, Any] = {"overrides": serve_overrides}
+            got["c"] = measure(args.client, url, scan, args.requests, args.concurrency, 30,
+                               headers=auth, server=served)
+            n_rate = int(args.rate * args.rate_seconds)
+            got["open_loop"] = {"offered_per_s": args.rate, **measure(
+                args.client, url, scan, n_rate, args.concurrency, 10, rate=args.rate,
+                headers=auth, server=served)}
+            if args.high_concurrency:
+                got["hc"] = measure(args.client, url, scan, args.requests,
+                                    args.high_concurrency, 30, headers=auth, server=served)
+        res["atr_serve_configs"][name] = got
+        print(f"atr serve [{name}] {' '.join(serve_overrides)}: "
+              f"{got['c']['throughput_per_s']} items/s at {args.concurrency}"
+              + (f", {got['hc']['throughput_per_s']} at {args.high_concurrency}"
+                 if args.high_concurrency else ""), flush=True)
+    # the headline configuration under the keys the summary (and earlier files) use
+    best = res["atr_serve_configs"][headline]
+    res["atr_serve"], res["atr_serve_open_loop"] = best["c"], best["open_loop"]
+    if args.high_concurrency:
+        res[f"atr_serve_c{args.high_concurrency}"] = best["hc"]
 
     for workers in [int(w) for w in args.mlflow_workers.split(",")]:
         port = free_port()
@@ -389,9 +464,11 @@ def main() -> None:
         "client": {"concurrency": args.concurrency, "library": args.client,
                    "image": "256x256 simulated parcel PNG", "distinct_images": len(pngs),
                    "same_machine": True},
-        "atr_serve_overrides": args.serve,
+        "atr_serve_headline": {"name": headline, "overrides": configs[headline]},
+        "atr_serve_overrides": configs[headline],
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpu_count": os.cpu_count(),
+                    "cpu_count": os.cpu_count(), "cpu_model": describe()["cpu_model"],
+                    "load_avg_1m_at_start": load_at_start,
                     "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
         "notes": [
             "Same model and same client for every server; servers run one at a time.",
@@ -408,7 +485,12 @@ def main() -> None:
             "server_cpu_ms_per_item: CPU of the server's process tree (all threads, "
             "MLflow's workers included) per item; client_cpu_ms_per_item: the load "
             "client's, on the same cores. With C cores free, C * 1000 / (server + client) "
-            "bounds the items/s; on a loaded machine both read high (shared caches)."],
+            "bounds the items/s; on a loaded machine both read high (shared caches).",
+            "results.atr_serve_configs: every `atr serve` configuration measured (--atr), "
+            "in the order run; the summary's atr serve is atr_serve_headline, named before "
+            "the run. worker_cpu_s: CPU seconds of each child of the server (serve.workers "
+            "> 1: the workers, and multiprocessing's idle resource tracker), how evenly "
+            "the connections fell."],
         "model_prep_s": round(model_s, 1), "total_s": round(time.perf_counter() - started, 1),
         "when": datetime.now().isoformat(timespec="seconds"),
     }

@@ -17,6 +17,27 @@ class ModelRef(BaseModel):
     version: str
 
 
+class EvidenceBox(BaseModel):
+    label: str  # a threat class of the taxonomy
+    score: float = Field(ge=0, le=1)
+    xyxy: list[float] = Field(min_length=4, max_length=4,
+                              description="x0, y0, x1, y1 in the uploaded image's pixels")
+
+
+class EvidencePeak(BaseModel):
+    label: str
+    score: float = Field(ge=0, le=1)
+    xy: list[float] = Field(min_length=2, max_length=2, description="x, y in image pixels")
+
+
+class Localisation(BaseModel):
+    """Where the evidence is (docs/localisation.md): boxes per threat class and the
+    heat-map's peak. Null for CLEAR, fail-safe rows, packages without a heat-map, or
+    serve.localisation=false."""
+    boxes: list[EvidenceBox]
+    peak: EvidencePeak
+
+
 class ScanDecision(BaseModel):
     """One item's answer. 200: decided and stored; 503: INSPECT, not acknowledged stored."""
     model_config = ConfigDict(extra="allow")
@@ -29,6 +50,7 @@ class ScanDecision(BaseModel):
     scores: dict[str, float]
     model: ModelRef | None
     latency_ms: float
+    localisation: Localisation | None = None
     replay: bool = False  # a resent item_id: the decision stored the first time (docs/store.md)
     stored: bool
 

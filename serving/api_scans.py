@@ -76,6 +76,8 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
             "scanner_id": row["scanner_id"], "decision": row["decision"],
             "reason": row["reason"], "scores": row.get("scores") or {}, "model": model,
             "latency_ms": row["latency_ms"],
+            # where the evidence is (REVIEW/INSPECT with a heat-map package; else null)
+            "localisation": row.get("localisation"),
             "replay": bool(row.get("replay"))}  # a resent item_id: the stored decision
 
 

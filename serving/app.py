@@ -6,6 +6,7 @@ never torch, Lightning or training modules. tests/serving checks it in a fresh p
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,8 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, state: ServiceState) -> None:
         self.app = app
         self.metrics = state.metrics
+        # which worker process answered (serve.workers > 1: serving/workers.py)
+        self.worker = (b"x-atr-worker", str(os.getpid()).encode("ascii"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +77,7 @@ class RequestMetrics:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"],
+                message["headers"] = [*message["headers"], self.worker,
                                       (b"x-request-id", request_id.encode("ascii"))]
             await send(message)
 

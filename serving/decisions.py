@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from atr.package.localisation import localise
 from atr.package.plausibility import assess_figures
 
 # The fail-safe reason codes (each sends the item to INSPECT) are atr.package.reasons',
@@ -109,15 +110,33 @@ def _finite(value: float, digits: int | None = 6) -> float | None:
     return round(value, digits) if digits is not None else float(f"{value:.6g}")
 
 
-def score_batch(model: LoadedModel, images: list[np.ndarray], scanner_ids: list[str]
-                ) -> tuple[list[dict[str, float]], np.ndarray, list[str], list[str]]:
-    """(scores per item, embeddings, decisions, reasons) for images on one model."""
-    scores, emb = model.scorer.score_images(images)
+def score_batch(model: LoadedModel, images: list[np.ndarray], scanner_ids: list[str],
+                heatmap: bool = False
+                ) -> tuple[list[dict[str, float]], np.ndarray, list[str], list[str],
+                           np.ndarray | None]:
+    """(scores per item, embeddings, decisions, reasons, heat-maps or None) for images on
+    one model; heat-maps only when asked for and the package has them (same ONNX run)."""
+    if heatmap and getattr(model.scorer, "localisation", None) is not None:
+        scores, emb, heat = model.scorer.score_images_localised(images)
+    else:
+        (scores, emb), heat = model.scorer.score_images(images), None
     decisions, reasons = model.policy.decide(scores, scanner_ids)
     outputs = model.scorer.outputs
     per_item = [{o: _finite(s) for o, s in zip(outputs, row, strict=True)}
                 for row in scores.tolist()]
-    return per_item, emb, [d.value for d in decisions], list(reasons)
+    return per_item, emb, [d.value for d in decisions], list(reasons), heat
+
+
+def evidence(model: LoadedModel, heat: np.ndarray, image: np.ndarray) -> dict[str, Any] | None:
+    """The row's `localisation` (atr.package.localisation) for one item that is not
+    cleared; None if it cannot be made: where the evidence is helps the analyst, but its
+    failure must not touch the decision, which is already REVIEW or INSPECT."""
+    try:
+        return localise(heat, model.scorer.localisation, model.scorer.preprocess,
+                        *image.shape[:2])
+    except Exception:
+        log.exception("localisation failed on a %s image", image.shape)
+        return None
 
 
 def shadow_results(shadow: LoadedModel | None, images: list[np.ndarray],
@@ -126,7 +145,7 @@ def shadow_results(shadow: LoadedModel | None, images: list[np.ndarray],
     if shadow is None or not images:
         return [None] * len(images)
     try:
-        scores, _, decisions, reasons = score_batch(shadow, images, scanner_ids)
+        scores, _, decisions, reasons, _ = score_batch(shadow, images, scanner_ids)
     except Exception as exc:  # a broken challenger must not touch the line
         return [{"version": shadow.version, "error": str(exc)[:200]}] * len(images)
     return [{"name": shadow.name, "version": shadow.version, "scores": s, "decision": d,
@@ -158,8 +177,12 @@ def line_fields(scan: PendingScan, decision: str, reason: str, model: LoadedMode
 
 def decide_batch(batch: list[PendingScan], model: LoadedModel | None,
                  shadow: LoadedModel | None, embedding_dims: int, line: LineState,
-                 check_plausibility: bool = True) -> list[dict[str, Any]]:
-    """A row per item of the batch (in order), decided on `model`, then the line's rules."""
+                 check_plausibility: bool = True,
+                 localisation: bool = True) -> list[dict[str, Any]]:
+    """A row per item of the batch (in order), decided on `model`, then the line's rules;
+    with `localisation` (serve.localisation), an item whose final decision is not CLEAR
+    also gets where the evidence is, from the heat-map of the same ONNX run. A CLEAR
+    never pays the box extraction."""
     rows: list[dict[str, Any] | None] = [None] * len(batch)
     todo = [i for i, scan in enumerate(batch) if scan.failure is None]
     for i, scan in enumerate(batch):
@@ -172,7 +195,8 @@ def decide_batch(batch: list[PendingScan], model: LoadedModel | None,
         ids = [batch[i].scanner_id for i in todo]
         line.refresh()
         try:
-            scores, emb, decisions, reasons = score_batch(model, images, ids)  # type: ignore[arg-type]
+            scores, emb, decisions, reasons, heat = score_batch(  # type: ignore[arg-type]
+                model, images, ids, heatmap=localisation)
         except Exception:
             log.exception("model v%s failed on a batch of %d", model.version, len(todo))
             for i in todo:
@@ -188,6 +212,8 @@ def decide_batch(batch: list[PendingScan], model: LoadedModel | None,
                     log.exception("line rules failed on item %s", batch[i].item_id)
                     rows[i] = failsafe_row(batch[i], MODEL_ERROR, model)
                     continue
+                if heat is not None and decision != Decision.CLEAR.value:
+                    fields["localisation"] = evidence(model, heat[k], batch[i].image)  # type: ignore[arg-type]
                 rows[i] = prediction_row(
                     batch[i], decision, reason, model, scores[k],
                     compact_embedding(emb[k], embedding_dims), shadows[k], fields)

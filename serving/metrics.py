@@ -1,10 +1,26 @@
 """Prometheus metrics of the service, in a registry of its own (several apps in one process,
-as in tests, never collide in the global one)."""
+as in tests, never collide in the global one).
+
+With `serve.workers` > 1 (serving/workers.py), prometheus_client's multiprocess mode is on
+(PROMETHEUS_MULTIPROC_DIR, set by the parent before the workers start): every counter and
+histogram is kept in a file per worker, and /metrics sums them over all the workers,
+whichever one answers. The gauges are not summed: they describe state (the model being
+served, the stored safe-mode flags, the leak figures read from the shared store at each
+scrape), the same in every worker but for the few seconds of a model swap, and come from
+the answering worker's own registry.
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+import warnings
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
 
@@ -12,6 +28,14 @@ __all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # read at construction, as prometheus_client reads it at import
+        self.shared_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        if self.shared_dir:
+            # The gauges' series are removed from this worker's registry, which is where
+            # they are read from (_AllWorkers); the stale value left in the worker's file is
+            # never read, so prometheus_client's warning does not apply.
+            warnings.filterwarnings("ignore", r"(Removal|Clearing) of labels has not been",
+                                    UserWarning, "prometheus_client")
         r = self.registry
         self.requests = Counter("atr_requests_total", "HTTP requests by endpoint and status",
                                 ["endpoint", "status"], registry=r)
@@ -90,4 +114,24 @@ class ServiceMetrics:
                                      figure=figure).set(float(value))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        scrape = CollectorRegistry()
+        scrape.register(_AllWorkers(self.shared_dir, self.registry))
+        return generate_latest(scrape)
+
+
+class _AllWorkers:
+    """Counters and histograms summed over every worker's file; gauges from this worker."""
+
+    def __init__(self, path: str, own: CollectorRegistry) -> None:
+        self.path, self.own = path, own
+
+    def collect(self) -> Iterator[Metric]:
+        files = glob.glob(os.path.join(self.path, "*.db"))
+        for metric in MultiProcessCollector.merge(files, accumulate=True):
+            if metric.type != "gauge":
+                yield metric
+        for metric in self.own.collect():
+            if metric.type == "gauge":
+                yield metric

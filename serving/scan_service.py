@@ -90,7 +90,7 @@ class ScanService:
         for scan in todo:
             self._decode(scan, model)
         return decide_batch(batch, model, shadow, self.settings.embedding_dims, self.line,
-                            self.settings.plausibility)
+                            self.settings.plausibility, self.settings.localisation)
 
     # --- commit thread: images, then rows, durably ---------------------------------------
     def _commit_batch(self, batch: list[PendingScan], rows: list[dict[str, Any]]

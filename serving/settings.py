@@ -32,6 +32,10 @@ class Settings:
     shadow_alias: str = "challenger"
     host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 behind a load balancer
     port: int = 8080
+    # Worker processes on that one port (serving/workers.py: uvicorn's supervisor), each with
+    # its own event loop, micro-batcher and copy of the model; 0: one per core this process
+    # may use. 1 by default: docs/serving-performance.md has the figures and why.
+    workers: int = 1
     poll_seconds: float = 5.0  # how often the alias is re-resolved (swap within ~this delay)
     max_batch: int = 16  # micro-batch: at most this many images per ONNX run ...
     # ... growing at most this long while items keep arriving (an idle queue dispatches at once)
@@ -72,6 +76,10 @@ class Settings:
     uncovered_safe_mode: bool = True
     state_poll_seconds: float = 2.0  # how often the stored safe-mode flags are re-read
     plausibility: bool = True  # no CLEAR without evidence in the image
+    # Where the evidence is (boxes + peak, atr/package/localisation.py) in the reply and the
+    # stored row of every REVIEW/INSPECT item, for a package with a heat-map; CLEARs never
+    # pay for it (docs/localisation.md). false: no item gets it.
+    localisation: bool = True
 
     def __post_init__(self) -> None:
         # A composed config gives a list: kept as a tuple, so that settings built either
@@ -96,6 +104,8 @@ class Settings:
             raise ValueError(f"serve.log_format must be json or text, got {self.log_format!r}")
         if self.state_poll_seconds <= 0:
             raise ValueError("serve.state_poll_seconds must be > 0")
+        if self.workers < 0:
+            raise ValueError(f"serve.workers must be >= 0 (0: one per core), got {self.workers}")
         if self.max_batch < 1:
             raise ValueError(f"serve.max_batch must be >= 1, got {self.max_batch}")
         if self.timeout_ms <= 0 or self.max_wait_ms < 0 or self.poll_seconds <= 0:

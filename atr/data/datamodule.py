@@ -29,13 +29,16 @@ import torch
 from torch.utils.data import DataLoader, get_worker_info
 
 from atr.data.augment import build_augment
+from atr.data.box_masks import box_targets, class_masks
 from atr.data.manifest import Dataset, read_dataset
 from atr.package.preprocess import PreprocessSpec
 from atr.policy.taxonomy import Taxonomy
 
 
 class ScreeningImages(torch.utils.data.Dataset):
-    """(image float32 3xSxS, target float32 K) for the rows of one split.
+    """(image float32 3xSxS, target float32 K) for the rows of one split; with `boxes`
+    and `localisation` (the threat outputs' indices and the heat-map grid) also the box
+    masks' cell targets and which classes they are valid for (atr/data/box_masks.py).
 
     Decoded images are kept in memory up to `cache_mb` (per process): PNG decoding is
     ~45 % of the per-image loading cost, and every epoch after the first skips it.
@@ -48,8 +51,12 @@ class ScreeningImages(torch.utils.data.Dataset):
         spec: PreprocessSpec,
         transform: A.Compose | None = None,
         cache_mb: float = 0.0,
+        boxes: Sequence[str] | None = None,
+        localisation: tuple[Sequence[int], Sequence[str], tuple[int, int]] | None = None,
     ) -> None:
         self.paths = [str(p) for p in paths]
+        self.boxes = None if localisation is None else list(boxes or [])
+        self.localisation = localisation
         self.targets = np.asarray(targets, dtype=np.float32)
         self.spec = spec
         self.transform = transform
@@ -69,11 +76,25 @@ class ScreeningImages(torch.utils.data.Dataset):
                 self._cached_bytes += rgb.nbytes
         return rgb
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         rgb = self._decoded(index)  # augmentations return new arrays: the cache stays clean
+        if self.localisation is not None:
+            return self._with_boxes(index, rgb)
         if self.transform is not None:
             rgb = self.transform(image=rgb)["image"]
         return torch.from_numpy(self.spec.prepare(rgb)), torch.from_numpy(self.targets[index])
+
+    def _with_boxes(self, index: int, rgb: np.ndarray) -> tuple[torch.Tensor, ...]:
+        outputs, classes, grid = self.localisation  # type: ignore[misc]
+        boxes = self.boxes[index] if self.boxes else "[]"
+        mask = class_masks(boxes, classes, *rgb.shape[:2])
+        if self.transform is not None:  # one draw moves the pixels and the masks alike
+            done = self.transform(image=rgb, mask=mask)
+            rgb, mask = done["image"], done["mask"]
+        target = self.targets[index]
+        cells, valid = box_targets(mask, target[list(outputs)], self.spec, grid)
+        return (torch.from_numpy(self.spec.prepare(rgb)), torch.from_numpy(target),
+                torch.from_numpy(cells), torch.from_numpy(valid))
 
 
 def seed_worker_augment(worker_id: int) -> None:
@@ -136,6 +157,13 @@ class ScreeningDataModule(L.LightningDataModule):
         self.cache_mb = cache_mb
         self.dataset: Dataset | None = None
         self.splits: dict[str, ScreeningImages] = {}
+        self.localisation: tuple[list[int], list[str], tuple[int, int]] | None = None
+
+    def enable_localisation(self, classes: Sequence[str], grid: tuple[int, int]) -> None:
+        """Also yield box-mask targets for `classes` (threat outputs) on `grid` (the model's
+        heat-map): atr/train.py calls it when the model has a localisation head."""
+        index = [self.outputs.index(c) for c in classes]
+        self.localisation = (index, list(classes), (int(grid[0]), int(grid[1])))
 
     @property
     def outputs(self) -> list[str]:
@@ -183,8 +211,8 @@ class ScreeningDataModule(L.LightningDataModule):
         paths = [ds.root / p for p in rows[column]]
         # The training config's taxonomy decides the low-risk definition, not the dataset's.
         return ScreeningImages(paths, ds.targets(rows, outputs=self.outputs), self.spec,
-                               transform,
-                               cache_mb=self.cache_mb)
+                               transform, cache_mb=self.cache_mb,
+                               boxes=rows["boxes"].tolist(), localisation=self.localisation)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and "train" not in self.splits:

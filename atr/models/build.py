@@ -32,6 +32,7 @@ def screening_module(
     tiles: Mapping[str, Any],
     preprocess: Mapping[str, Any],
     test_time_views: Sequence[str],
+    localisation: Mapping[str, Any],
 ) -> ScreeningModule:
     check_views(test_time_views)  # before training, not after it at export
     return ScreeningModule(
@@ -42,4 +43,5 @@ def screening_module(
         hard_negative_fraction=hard_negative_fraction, channels_last=channels_last,
         input_size=int(preprocess["input_size"]),  # the canvas, which tiles cut
         tile_grid=int(tiles["grid"]), tile_size=tiles.get("size"),
+        localisation_weight=float(localisation["weight"]),
     )

@@ -1,8 +1,10 @@
 """Export the screening model to the package's ONNX contract and check it against torch.
 
 Contract (docs/CONTRACTS.md): input `image` float32 Nx3xSxS (dynamic N), outputs
-`scores` (sigmoid probabilities, NxK in `model_outputs` order) and `embedding` (NxD).
-Both are averaged over the test-time views (atr/models/test_time_views.py).
+`scores` (sigmoid probabilities, NxK in `model_outputs` order) and `embedding` (NxD),
+and, for a model with a localisation head, `heatmap` (sigmoid, N x C x h x w, C = the
+threat outputs in order; docs/localisation.md). All are averaged over the test-time views
+(atr/models/test_time_views.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("scores", "embedding")
+HEATMAP_NAME = "heatmap"
 OPSET = 17
 
 
@@ -54,14 +57,15 @@ def export_onnx(
     # A CPU copy in eval mode: export must not disturb the module being trained.
     wrapper = ViewAveragedScores(copy.deepcopy(model).cpu().eval(), views)
     example = torch.zeros(2, 3, input_size, input_size)
+    names = output_names(wrapper)
     with torch.no_grad():
         torch.onnx.export(
             wrapper,
             (example,),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
+            output_names=names,
+            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *names)},
             opset_version=opset,
             dynamo=False,
         )
@@ -70,10 +74,14 @@ def export_onnx(
     return path
 
 
+def output_names(wrapper: ViewAveragedScores) -> list[str]:
+    return [*OUTPUT_NAMES, HEATMAP_NAME] if wrapper.localises else list(OUTPUT_NAMES)
+
+
 def verify_onnx(
     wrapper: nn.Module, path: str | Path, input_size: int, *, atol: float = 1e-4, batch: int = 3
 ) -> float:
-    """Max |onnx - torch| over both outputs on random input (a batch size unlike export's)."""
+    """Max |onnx - torch| over every output on random input (a batch size unlike export's)."""
     import onnx
     import onnxruntime as ort
 
@@ -82,9 +90,11 @@ def verify_onnx(
     with torch.no_grad():
         expected = [t.numpy() for t in wrapper.eval()(x)]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+    names = output_names(wrapper) if isinstance(wrapper, ViewAveragedScores) \
+        else list(OUTPUT_NAMES)
+    got = session.run(names, {INPUT_NAME: x.numpy()})
     worst = 0.0
-    for name, e, g in zip(OUTPUT_NAMES, expected, got, strict=True):
+    for name, e, g in zip(names, expected, got, strict=True):
         if e.shape != g.shape:
             raise OnnxParityError(f"{path}: output {name} has shape {g.shape}, torch {e.shape}")
         # scale-aware: embeddings are unbounded features, and float32 kernels that sum in

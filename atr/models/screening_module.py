@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -13,7 +14,10 @@ from torch import nn
 from torchmetrics.classification import MultilabelAUROC, MultilabelAveragePrecision
 
 from atr.models.backbones import create_backbone, feature_dim
+from atr.models.localisation_head import LocalisationHead, fine_feature_index, localisation_loss
 from atr.models.tiling import TileGrid, cut_tiles, pool_tiles
+
+log = logging.getLogger(__name__)
 
 
 class ScreeningModule(L.LightningModule):
@@ -39,6 +43,7 @@ class ScreeningModule(L.LightningModule):
         channels_last: bool = True,
         tile_grid: int = 1,
         tile_size: int | None = None,
+        localisation_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -69,6 +74,47 @@ class ScreeningModule(L.LightningModule):
         self.register_buffer("_val_pos", torch.zeros(k), persistent=False)
         self.register_buffer("_val_count", torch.zeros(()), persistent=False)
         self.example_input_array = torch.zeros(2, 3, input_size, input_size)
+        self._init_localisation(localisation_weight)
+
+    def _init_localisation(self, weight: float) -> None:
+        """The heat-map head (atr/models/localisation_head.py) when the weight is > 0, on
+        the threat outputs (all but output 0, the low-risk one)."""
+        if weight < 0:
+            raise ValueError(f"model.localisation.weight={weight} must be >= 0")
+        self.localisation_classes = self.outputs[1:]
+        self.loc_head: LocalisationHead | None = None
+        self.heatmap_grid: tuple[int, int] | None = None
+        tiled = self.tiles.grid > 1 or self.tiles.tile_size != self.tiles.canvas
+        if weight == 0 or not self.localisation_classes:
+            return
+        if tiled:  # tiles' heat-maps are not stitched onto the canvas yet (docs/localisation.md)
+            log.warning("model.localisation: not available with tiles; the model has no heat-map")
+            return
+        self._fine_index = fine_feature_index(self.backbone)
+        with torch.no_grad():
+            was = self.backbone.training
+            self.backbone.eval()
+            final, (fine,) = self.backbone.forward_intermediates(
+                self.example_input_array[:1], indices=[self._fine_index])
+            self.backbone.train(was)
+        self.loc_head = LocalisationHead(fine.shape[1], final.shape[1],
+                                         len(self.localisation_classes))
+        self.heatmap_grid = (int(fine.shape[2]), int(fine.shape[3]))
+
+    @property
+    def localises(self) -> bool:
+        return self.loc_head is not None
+
+    def forward_localised(self, image: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits N x K, embedding N x D, heat-map logits N x (K-1) x h x w): one backbone
+        pass; the embedding is what `forward` gives (forward_head of the same features)."""
+        if self.loc_head is None:
+            raise RuntimeError("this model has no localisation head (model.localisation.weight=0)")
+        x = image.contiguous(memory_format=self.memory_format)
+        final, (fine,) = self.backbone.forward_intermediates(x, indices=[self._fine_index])
+        embedding = self.backbone.forward_head(final)
+        return self.head(embedding), embedding, self.loc_head(fine, final)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Canvas N x 3 x S x S -> (logits N x K, embedding N x D); tiled when configured
@@ -108,21 +154,33 @@ class ScreeningModule(L.LightningModule):
         hardest = torch.topk(neg, k).values
         return nn.functional.softplus(hardest).mean()  # = BCE with target 0
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        image, target = batch
-        logits, _ = self(image)
-        loss = self._loss(logits, target)
+    def _scored(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits, localisation loss or None): the batch is (image, target) or, with box
+        masks (ScreeningImages with a grid), (image, target, mask target, mask valid)."""
+        image = batch[0]
+        if self.loc_head is None or len(batch) < 4:
+            return self(image)[0], None
+        logits, _, heat = self.forward_localised(image)
+        return logits, localisation_loss(heat, batch[2], batch[3])
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits, loc = self._scored(batch)
+        loss = self._loss(logits, batch[1])
+        if loc is not None:
+            self.log("train/loc_loss", loc, on_epoch=True, batch_size=len(logits))
+            loss = loss + self.hparams.localisation_weight * loc
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=len(image))
+                 batch_size=len(logits))
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        image, target = batch
-        logits, _ = self(image)
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        target = batch[1]
+        logits, loc = self._scored(batch)
+        # val/loss stays the classification loss: checkpoint selection is unchanged.
         self.log("val/loss", self._loss(logits, target), on_epoch=True, prog_bar=True,
-                 batch_size=len(image), sync_dist=True)
+                 batch_size=len(target), sync_dist=True)
+        if loc is not None:
+            self.log("val/loc_loss", loc, on_epoch=True, batch_size=len(target), sync_dist=True)
         probs, labels = torch.sigmoid(logits), target.round().long()
         self.val_auroc.update(probs, labels)
         self.val_ap.update(probs, labels)

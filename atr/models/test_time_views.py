@@ -43,7 +43,11 @@ def check_views(views: Sequence[str]) -> list[str]:
 
 
 class ViewAveragedScores(nn.Module):
-    """(logits, embedding) model -> (mean sigmoid over views, mean embedding over views).
+    """(logits, embedding) model -> (mean sigmoid over views, mean embedding over views),
+    plus the mean sigmoid heat-map when the model localises (`localises` true and
+    `forward_localised` -> (logits, embedding, heat-map logits N x C x h x w)): each
+    view's heat-map is turned back (a flip is its own inverse) before the mean, so every
+    view points at the same place of the image as it lies.
 
     The views go through the backbone as one batch of V x N images, which is
     cheaper than V separate passes on CPU and exports to a plain ONNX graph.
@@ -54,12 +58,24 @@ class ViewAveragedScores(nn.Module):
         self.model = model
         self.views = check_views(views)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def localises(self) -> bool:
+        return bool(getattr(self.model, "localises", False))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n, k = image.shape[0], len(self.views)
         batch = torch.cat([VIEWS[v](image) for v in self.views], dim=0)
-        logits, embedding = self.model(batch)
+        if self.localises:
+            logits, embedding, heat = self.model.forward_localised(batch)
+        else:
+            logits, embedding = self.model(batch)
         probs = torch.sigmoid(logits)
         # Slices along the batch axis, not a reshape: the graph keeps the static width of
         # `embedding`, which package loaders read as the embedding size.
         scores = sum(probs[i * n:(i + 1) * n] for i in range(k)) / k
-        return scores, sum(embedding[i * n:(i + 1) * n] for i in range(k)) / k
+        mean_embedding = sum(embedding[i * n:(i + 1) * n] for i in range(k)) / k
+        if not self.localises:
+            return scores, mean_embedding
+        maps = torch.sigmoid(heat)
+        heatmap = sum(VIEWS[v](maps[i * n:(i + 1) * n]) for i, v in enumerate(self.views)) / k
+        return scores, mean_embedding, heatmap

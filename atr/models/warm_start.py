@@ -77,6 +77,9 @@ def _registered_checkpoint(
     return Path(local), f"models:/{version.name}/{version.version}"
 
 
+LOC_PREFIX = "loc_head."
+
+
 def load_init_weights(model: torch.nn.Module, checkpoint: Path, described: str,
                       scope: str = "all") -> None:
     """Copy the checkpoint's weights into `model` (all, or the backbone only); refuse
@@ -92,9 +95,16 @@ def load_init_weights(model: torch.nn.Module, checkpoint: Path, described: str,
         weights = {k: v for k, v in weights.items() if k.startswith(BACKBONE_PREFIX)}
         if not weights:
             raise ValueError(f"train.init_from: {described} holds no backbone weights")
-    keep = (lambda k: k in FRESH_BUFFERS) if scope == "all" else (
-        lambda k: not k.startswith(BACKBONE_PREFIX))
-    fresh = {k: v for k, v in model.state_dict().items() if keep(k)}
+    own = model.state_dict()
+    # The localisation head (model.localisation) may be on one side only: a champion
+    # trained before it existed, or a run with weight 0. The head then starts fresh, or
+    # the checkpoint's is left out; the rest must still fit exactly.
+    if not any(k.startswith(LOC_PREFIX) for k in own):
+        weights = {k: v for k, v in weights.items() if not k.startswith(LOC_PREFIX)}
+    new_head = not any(k.startswith(LOC_PREFIX) for k in weights)
+    keep = (lambda k: k in FRESH_BUFFERS or (new_head and k.startswith(LOC_PREFIX))) \
+        if scope == "all" else (lambda k: not k.startswith(BACKBONE_PREFIX))
+    fresh = {k: v for k, v in own.items() if keep(k)}
     try:
         model.load_state_dict({**weights, **fresh}, strict=True)
     except RuntimeError as exc:

@@ -16,6 +16,9 @@ REFERENCE_FILE = "reference.parquet"  # the drift monitor's baseline (evaluate s
 # Thresholds of the checks that an image shows evidence at all (atr.package.plausibility;
 # evaluate stage). Optional: a package without it is judged on the generic defaults.
 PLAUSIBILITY_FILE = "plausibility.json"
+# The optional `heatmap` output's classes and grid (atr.package.localisation; train stage).
+# A package without it gives no localisation.
+LOCALISATION_FILE = "localisation.json"
 MANIFEST_FILE = "package.json"  # sha256 of every other file (atr.package.manifest)
 RUN_FILE = "run.json"  # the training run's record (run id, tracking URI...)
 # What a package needs before it can be registered or scored at all.

@@ -15,6 +15,7 @@ import numpy as np
 
 from atr.package.image_stats import image_stats
 from atr.package.layout import (
+    LOCALISATION_FILE,
     MODEL_FILE,
     PLAUSIBILITY_FILE,
     POLICY_FILE,
@@ -22,6 +23,7 @@ from atr.package.layout import (
     TAXONOMY_FILE,
     PackageError,
 )
+from atr.package.localisation import HEATMAP_OUTPUT, LocalisationSpec
 from atr.package.plausibility import PlausibilitySpec, default_spec
 from atr.policy.taxonomy import Taxonomy
 
@@ -84,6 +86,9 @@ class OnnxScorer:
         # What an image must show before its score may CLEAR it (atr.package.plausibility).
         self.plausibility: PlausibilitySpec = _load_plausibility(
             self.package_dir / PLAUSIBILITY_FILE, self.embedding_dim)
+        # Where the evidence is (atr.package.localisation); None: the package has no heat-map.
+        self.localisation: LocalisationSpec | None = _load_localisation(
+            self.package_dir / LOCALISATION_FILE, self._session, self.taxonomy.threats)
 
     def score_images(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """One forward pass over decoded scans (`preprocess.decode`: uint8 HxWx3 RGB, or
@@ -98,13 +103,28 @@ class OnnxScorer:
             )
         return self.score_tensor(self.preprocess.prepare_batch(list(images)))
 
+    def score_images_localised(self, images: Sequence[np.ndarray]
+                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """score_images plus the heat-maps (N x C x h x w, `self.localisation`'s classes)
+        from the same pass; None for a package without localisation."""
+        if self.localisation is None or len(images) == 0:
+            return (*self.score_images(images), None)
+        batch = self.preprocess.prepare_batch(list(images))
+        return self._run(np.ascontiguousarray(batch, np.float32), heatmap=True)
+
     def score_tensor(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One forward pass over an already preprocessed float32 Nx3xSxS batch (the
         pyfunc's tensor input form): (scores NxK, embeddings NxD)."""
         batch = np.ascontiguousarray(batch, np.float32)
         if len(batch) == 0:
             return self.score_images([])
-        scores, emb = self._session.run([SCORES_NAME, EMBEDDING_NAME], {INPUT_NAME: batch})
+        scores, emb, _ = self._run(batch, heatmap=False)
+        return scores, emb
+
+    def _run(self, batch: np.ndarray, heatmap: bool
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        names = [SCORES_NAME, EMBEDDING_NAME] + ([HEATMAP_OUTPUT] if heatmap else [])
+        scores, emb, *rest = self._session.run(names, {INPUT_NAME: batch})
         n = len(batch)
         if scores.shape != (n, len(self.outputs)) or emb.ndim != 2 or emb.shape[0] != n:
             raise PackageError(
@@ -112,7 +132,14 @@ class OnnxScorer:
                 f"{scores.shape} and embedding {emb.shape}; expected ({n}, {len(self.outputs)}) "
                 f"scores for outputs {self.outputs} and ({n}, D) embeddings"
             )
-        return scores.astype(np.float32, copy=False), emb.astype(np.float32, copy=False)
+        heat = None
+        if rest:
+            heat = rest[0]
+            c = len(self.localisation.classes)  # type: ignore[union-attr]
+            if heat.ndim != 4 or heat.shape[:2] != (n, c):
+                raise PackageError(f"{self.package_dir / MODEL_FILE}: heatmap {heat.shape} for "
+                                   f"a batch of {n}, expected ({n}, {c}, h, w)")
+        return scores.astype(np.float32, copy=False), emb.astype(np.float32, copy=False), heat
 
     def score_paths(
         self, paths: Sequence[str | Path], batch_size: int = 32
@@ -199,6 +226,26 @@ def _load_plausibility(path: Path, embedding_dim: int | None) -> PlausibilitySpe
     if spec.ood is not None and embedding_dim is not None and spec.ood.dim != embedding_dim:
         raise PackageError(f"{path}: ood model for {spec.ood.dim}-d embeddings, the network "
                            f"gives {embedding_dim}")
+    return spec
+
+
+def _load_localisation(path: Path, session: Any, threats: list[str]
+                       ) -> LocalisationSpec | None:
+    """The heat-map's spec when the network has the `heatmap` output and the package
+    states it; None when neither (an older package: it keeps working, without boxes)."""
+    has_output = HEATMAP_OUTPUT in {o.name for o in session.get_outputs()}
+    if not path.exists():
+        return None
+    if not has_output:
+        raise PackageError(f"{path} describes a '{HEATMAP_OUTPUT}' output the network lacks")
+    _read_json(path)
+    try:
+        spec = LocalisationSpec.load(path)
+    except Exception as exc:
+        raise PackageError(f"model package file {path}: bad localisation spec: {exc}") from exc
+    unknown = [c for c in spec.classes if c not in threats]
+    if unknown:
+        raise PackageError(f"{path}: classes {unknown} are not taxonomy threats {threats}")
     return spec
 
 

@@ -29,9 +29,12 @@ def taxonomy_for(low_risk: str = "paper_only") -> Taxonomy:
     return dataclasses.replace(default_taxonomy(), low_risk=low_risk)
 
 
-def export_tiny_onnx(path: Path, n_outputs: int, seed: int) -> Path:
+def export_tiny_onnx(path: Path, n_outputs: int, seed: int,
+                     localisation: bool = False) -> Path:
     """A 2-layer CNN (conv, mean pool, linear head: logits and an 8-d embedding), exported
-    with atr.models.onnx_export, which adds the sigmoid and checks parity with torch."""
+    with atr.models.onnx_export, which adds the sigmoid and checks parity with torch.
+    localisation: also a 1x1-conv heat-map per threat output on the conv's 15 x 15 grid
+    (the optional `heatmap` output, TINY_GRID)."""
     import torch
     from torch import nn
 
@@ -42,20 +45,29 @@ def export_tiny_onnx(path: Path, n_outputs: int, seed: int) -> Path:
             super().__init__()
             self.conv = nn.Conv2d(3, EMBED_DIM, 3, stride=2)
             self.head = nn.Linear(EMBED_DIM, n_outputs)
+            self.heat = nn.Conv2d(EMBED_DIM, n_outputs - 1, 1)
+            self.localises = localisation
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            emb = torch.relu(self.conv(x)).mean(dim=(2, 3))
-            return self.head(emb), emb
+            return self.forward_localised(x)[:2]
+
+        def forward_localised(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            features = torch.relu(self.conv(x))
+            emb = features.mean(dim=(2, 3))
+            return self.head(emb), emb, self.heat(features)
 
     torch.manual_seed(seed)
     return export_onnx(TinyNet(), path, INPUT_SIZE)
+
+
+TINY_GRID = ((INPUT_SIZE - 3) // 2 + 1,) * 2  # the tiny conv's output grid
 
 
 def build_package(out: Path, seed: int = 0, *, representation: str = "pseudo_colour",
                   low_risk: str = "paper_only", evaluated: bool = True,
                   clear_threshold: float = 0.5, inspect_threshold: float = 0.5,
                   targets: Mapping[str, Any] | None = None,
-                  run: Mapping[str, str] | None = None) -> Path:
+                  run: Mapping[str, str] | None = None, localisation: bool = False) -> Path:
     """A tiny package in `out` (created); `seed` picks the weights.
 
     representation: preprocess.json's input (`pseudo_colour` PNGs or `dual_energy` pairs).
@@ -65,13 +77,18 @@ def build_package(out: Path, seed: int = 0, *, representation: str = "pseudo_col
         writes, with a policy at `clear_threshold` and `inspect_threshold` for every threat.
     targets: the policy's calibration targets (default DEFAULT_TARGETS).
     run: written as run.json (the training run `atr register` links to), if given.
+    localisation: the network also has the `heatmap` output, stated in localisation.json.
     """
     from atr.package.checksums import package_checksums
     from atr.package.preprocess import PreprocessSpec
 
     tax = taxonomy_for(low_risk)
     out.mkdir(parents=True, exist_ok=True)
-    export_tiny_onnx(out / "model.onnx", len(tax.model_outputs), seed)
+    export_tiny_onnx(out / "model.onnx", len(tax.model_outputs), seed, localisation)
+    if localisation:
+        from atr.package.localisation import write_localisation_spec
+
+        write_localisation_spec(out / "localisation.json", tax.threats, TINY_GRID, INPUT_SIZE)
     PreprocessSpec(input_size=INPUT_SIZE, representation=representation).save(
         out / "preprocess.json")
     (out / "taxonomy.json").write_text(json.dumps(tax.to_dict()))

@@ -58,9 +58,13 @@ def test_tiny_training_job_writes_package_and_mlflow_run(
     assert json.loads((out / "taxonomy.json").read_text())["name"] == cfg.taxonomy.name
     assert json.loads((out / "preprocess.json").read_text())["input_size"] == 64
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert [o.name for o in session.get_outputs()] == ["scores", "embedding"]
+    # The default model localises (model.localisation.weight > 0): the optional heat-map.
+    assert [o.name for o in session.get_outputs()] == ["scores", "embedding", "heatmap"]
+    assert "train/loc_loss_epoch" in metrics and (out / "localisation.json").is_file()
     # The serving/evaluation side loads the package as written.
     scorer = OnnxScorer(out)
+    assert scorer.localisation is not None and list(scorer.localisation.classes) == \
+        scorer.taxonomy.threats
     rgb = decode_image(next(tiny_dataset.glob("batch-*/*[0-9].png")))
     scores, embedding = scorer.score_images([rgb, rgb])
     assert scores.shape == (2, len(scorer.outputs)) and embedding.shape[0] == 2
