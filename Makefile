@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: debian-tools venv demo archive-demo data pipeline test test-fast lint bench clean-runtime stack-up stack-down
+.PHONY: debian-tools venv demo archive-demo data pipeline test test-fast lint bench clean-runtime stack-up stack-down labelstudio-up
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -79,6 +79,13 @@ stack-up: $(STAMP) debian-tools
 
 stack-down: $(STAMP)
 	$(BIN)/atr stack down $(ARGS)
+
+# Label Studio for the analysts (atr/labels, docs/labels.md) on http://127.0.0.1:8089, in
+# the foreground (Ctrl-C stops it); its own venv .venv-labelstudio is made on first use.
+# Prints the URL and the admin's credentials (runtime/labelstudio/credentials.json, 0600).
+# Then: atr labels export (queue -> project), atr labels import (annotations -> feedback).
+labelstudio-up: $(STAMP)
+	$(BIN)/atr labels server $(ARGS)
 
 clean-runtime:
 	rm -rf runtime artifacts

@@ -53,6 +53,8 @@ JOBS: dict[str, Job] = {
     "serve": Job("serve", "serving.main:run", "serve @champion to the sorting line"),
     "line": Job("line", "atr.line.run:run", "stream simulated parcels to a service"),
     "monitor": Job("monitor", "atr.monitor.job:job", "drift reports and drift events"),
+    "labels server": Job("labels", "atr.labels.labelstudio_server:serve",
+                         "Label Studio on loopback (make labelstudio-up)"),
     "labels export": Job("labels", "atr.labels.job:export", "label queue -> Label Studio"),
     "labels import": Job("labels", "atr.labels.job:import_", "Label Studio -> feedback"),
     "labels batch": Job("labels", "atr.labels.job:batch", "feedback -> frontline batch"),

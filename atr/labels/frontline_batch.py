@@ -8,9 +8,12 @@ verdict labels an item, when it has several:
 * the latest verdict (`at`, then `received_at`) wins.
 
 The superseded verdicts go into the row's `meta` and are marked as consumed by the same
-batch, so they never resurface. A verdict on an item that already went into an earlier
-batch lands in a new batch; `meta.previous_batches` names the older ones, and a consumer
-combining batches keeps the row from the latest batch (names sort by time).
+batch, so they never resurface; two analysts whose verdicts differ set
+`meta.analysts_disagree`. The winning verdict's boxes (an analyst's corrections in Label
+Studio) become the row's `boxes`, in the row image's pixels. A verdict on an item that
+already went into an earlier batch lands in a new batch; `meta.previous_batches` names
+the older ones, and a consumer combining batches keeps the row from the latest batch
+(names sort by time).
 
 Order of operations, so nothing acknowledged is lost and nothing is counted twice: the
 folder is written atomically first (DatasetWriter), then the feedback rows are marked
@@ -23,6 +26,7 @@ are dual energy is decided by the model that scored them (atr/labels/frontline_i
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
@@ -31,7 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -249,11 +255,13 @@ def _write(
     with DatasetWriter(out, taxonomy, source=SOURCE, batch_size=batch_size, info=info) as w:
         for (item_id, it), sp in zip(items.items(), split.tolist(), strict=True):
             p = it.prediction
+            # the original bytes as the scanner sent them, or for a dual-energy scan
+            # its rendered picture + the pair as `raw`
+            row = it.upload.row(images.get(str(p.image_ref)))
             w.add(
                 item_id,
-                # the original bytes as the scanner sent them, or for a dual-energy scan
-                # its rendered picture + the pair as `raw`
-                **it.upload.row(images.get(str(p.image_ref))),
+                **row,
+                boxes=_boxes(it.winner, row["image"], taxonomy),
                 split=sp,
                 scanner_id=p.scanner_id,
                 labels=it.flags,
@@ -263,9 +271,36 @@ def _write(
             )
 
 
+def _boxes(fb: Feedback, image: bytes | np.ndarray, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """The verdict's boxes (an analyst's, atr/labels/labelstudio_import.py), clipped to the
+    row's image: [{"label", "xyxy"}] in pixels, classes outside the taxonomy dropped."""
+    if not fb.boxes:
+        return []
+    if isinstance(image, np.ndarray):
+        height, width = image.shape[:2]
+    else:
+        with Image.open(io.BytesIO(image)) as img:  # header only
+            width, height = img.size
+    out = []
+    for b in fb.boxes:
+        if b.get("label") not in taxonomy.names:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in b["xyxy"])
+        x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
+        y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
+        if x1 > x0 and y1 > y0:
+            out.append({"label": b["label"], "xyxy": [x0, y0, x1, y1]})
+    return out
+
+
 def _provenance(it: _Item) -> dict[str, Any]:
     fb, p = it.winner, it.prediction
+    # Two analysts who read the same image differently: the latest verdict labels the
+    # row, and the row says so (for review; the other verdict is in `superseded`).
+    disagree = any(o.source == "analyst" and _flags(o) != _flags(fb) for o in it.others
+                   if fb.source == "analyst")
     return {
+        "analysts_disagree": disagree,
         "label_source": fb.source,
         "labelled_by": fb.who,
         "labelled_at": _iso(fb.at),
@@ -285,6 +320,10 @@ def _provenance(it: _Item) -> dict[str, Any]:
         "image_ref": p.image_ref,
         **it.upload.meta(),
     }
+
+
+def _flags(fb: Feedback) -> dict[str, int]:
+    return {k: int(v) for k, v in (fb.labels or {}).items()}
 
 
 def _utc(dt: datetime | None) -> datetime:

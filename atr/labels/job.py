@@ -1,7 +1,9 @@
 """`atr labels export|import|batch`: the jobs behind the label loop (conf/labels.yaml).
 
-    export  refresh the label queue, write the most valuable open tasks for Label Studio
-    import  a Label Studio JSON export of those tasks -> analyst feedback
+    server  Label Studio on loopback (atr/labels/labelstudio_server.py)
+    export  refresh the label queue, put the most valuable open tasks into the Label
+            Studio project, most valuable first, the model's boxes as pre-annotations
+    import  the project's completed annotations -> analyst feedback, each once
     batch   unbatched feedback -> data/frontline/<batch> (optionally `dvc add data`)
 
 After `batch` with `labels.dvc_add=true`, publish the batch: `git add data.dvc &&
@@ -22,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from atr.labels.frontline_batch import write_frontline_batch
 from atr.labels.frontline_images import RegistrySpecs
 from atr.labels.label_queue import QueueWeights, mark_exported, open_tasks, refresh_queue
-from atr.labels.labelstudio import CONFIG_FILE, export_labelstudio, import_labelstudio
+from atr.labels.labelstudio_import import import_annotations
+from atr.labels.labelstudio_project import client, ensure_project, export_queue
 from atr.policy.decision import Policy
 from atr.policy.taxonomy import Taxonomy
 from atr.store.image_store import open_image_store
@@ -35,6 +38,13 @@ def _taxonomy(cfg: DictConfig) -> Taxonomy:
     return Taxonomy.from_dict(OmegaConf.to_container(cfg.taxonomy, resolve=True))  # type: ignore[arg-type]
 
 
+def _project(cfg: DictConfig) -> tuple[Any, int]:
+    ls_cfg = cfg.labels.labelstudio
+    ls = client(str(ls_cfg.url), str(ls_cfg.credentials))
+    images = open_image_store(str(cfg.paths.image_store))
+    return ls, ensure_project(ls, str(ls_cfg.project), _taxonomy(cfg), images)
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
     lc = cfg.labels
     sessions = open_store(str(cfg.paths.prediction_db))
@@ -45,31 +55,22 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         window_days=None if lc.get("window_days") is None else float(lc.window_days),
     )
     queue = refresh_queue(sessions, policy, weights)
-    out = Path(str(lc.export_path))
-    with sessions.begin() as s:  # tasks count as exported only once the file stands
+    ls, project_id = _project(cfg)
+    with sessions.begin() as s:  # tasks count as exported only once Label Studio has them
         pairs = open_tasks(s, int(lc.queue_size))
-        export_labelstudio(
-            pairs,
-            out,
-            taxonomy=_taxonomy(cfg),
-            images=open_image_store(str(cfg.paths.image_store)),
-            image_root=str(lc.image_root),
-            image_url_prefix=lc.get("image_url_prefix") or None,
-            policy=policy,
-        )
+        ids = export_queue(ls, project_id, pairs, _taxonomy(cfg),
+                           open_image_store(str(cfg.paths.image_store)),
+                           Path(str(lc.image_root)), policy)
         mark_exported([t for t, _ in pairs])
-    return {"queue": queue, "exported": len(pairs), "tasks": str(out),
-            "labelling_config": str(out.parent / CONFIG_FILE)}
+    return {"queue": queue, "exported": len(ids), "project_id": project_id,
+            "url": f"{lc.labelstudio.url}/projects/{project_id}/data"}
 
 
 def import_(cfg: DictConfig) -> dict[str, Any]:
-    path = cfg.labels.get("import_path")
-    if not path:
-        raise ValueError("labels.import_path is not set (the Label Studio JSON export to import)")
-    if not Path(str(path)).is_file():
-        raise FileNotFoundError(f"labels.import_path {path}: no such file")
+    ls, project_id = _project(cfg)
     sessions = open_store(str(cfg.paths.prediction_db))
-    return {"import": str(path), **import_labelstudio(sessions, str(path), _taxonomy(cfg))}
+    return {"project_id": project_id,
+            **import_annotations(sessions, ls, project_id, _taxonomy(cfg))}
 
 
 def batch(cfg: DictConfig) -> dict[str, Any]:

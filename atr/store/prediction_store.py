@@ -104,6 +104,13 @@ class Feedback(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the verdict was given
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     batch: Mapped[str | None] = mapped_column(String(200), index=True)  # frontline batch it went to
+    # An analyst's regions, [{"label", "xyxy"}] in the image's pixels (revision 0005) ...
+    boxes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # ... and the verdict's id in its labelling tool (labelstudio:<project>:<annotation>):
+    # unique, so an import adds each annotation once.
+    source_ref: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index("uq_feedback_source_ref", "source_ref", unique=True),)
 
 
 class DriftEvent(Base):
