@@ -57,12 +57,14 @@ debian-tools:
 	if [ -n "$$missing" ]; then apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PKGS); fi
 
+# Two pytest-xdist workers: the suite waits on servers as much as it computes; whole modules
+# per worker, long ones first (tests/helpers/suite_schedule.py).
 test: $(STAMP) debian-tools
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n 2 --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n 2 -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,6 +11,25 @@ from atr.data.synth import make_dataset
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist (make test: -n 2)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from helpers.suite_schedule import make_scheduler
+
+    return make_scheduler(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """helpers/suite_schedule.py names the modules sharing the Label Studio server: one
+    that is not named there would start a second server on the other worker."""
+    from helpers.suite_schedule import LABELSTUDIO_MODULES
+
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if "labelstudio" in getattr(item, "fixturenames", ()) and module not in LABELSTUDIO_MODULES:
+            raise pytest.UsageError(f"{module} uses the labelstudio fixture: name it in "
+                                    "LABELSTUDIO_MODULES, tests/helpers/suite_schedule.py")
+
+
 @pytest.fixture
 def runtime_overrides(tmp_path: Path) -> list[str]:
     """Hydra overrides that keep every piece of runtime state inside tmp_path."""

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from filelock import FileLock
 from omegaconf import DictConfig
 
 from atr.processes import ChildGroup, run_foreground
@@ -90,6 +91,16 @@ def ensure_venv(venv: str | Path, version: str) -> Path:
     stamp = venv / f".label-studio-{version}"
     if exe.is_file() and stamp.is_file():
         return exe
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Two processes at once (make labelstudio-up beside the tests, two test workers) must
+    # not pip into one venv together: the second waits, then finds the stamp.
+    with FileLock(f"{venv}.lock"):
+        if not (exe.is_file() and stamp.is_file()):
+            _install(venv, version)
+    return exe
+
+
+def _install(venv: Path, version: str) -> None:
     started = time.monotonic()
     log.info("installing label-studio==%s into %s (a minute or two)", version, venv)
     fresh = not (venv / "bin/python").is_file()
@@ -100,9 +111,8 @@ def ensure_venv(venv: str | Path, version: str) -> Path:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             raise LabelStudioError(f"{' '.join(cmd[:4])} failed: {done.stderr.strip()[-2000:]}")
-    stamp.touch()
+    (venv / f".label-studio-{version}").touch()
     log.info("label-studio %s installed in %.0f s", version, time.monotonic() - started)
-    return exe
 
 
 def server_env(data_dir: Path, document_root: Path) -> dict[str, str]:
