@@ -26,7 +26,6 @@ are dual energy is decided by the model that scored them (atr/labels/frontline_i
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
@@ -35,15 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from atr.data.dataset_writer import DatasetWriter
 from atr.data.splits import DEFAULT_FRACTIONS, assign_splits, with_strata
-from atr.labels.frontline_images import SpecLookup, Upload, UploadUnusable, inspect_upload
+from atr.labels.frontline_images import SpecLookup, UploadUnusable, inspect_upload
+from atr.labels.frontline_rows import LabelledItem, provenance, utc, verdict_boxes
 from atr.policy.taxonomy import LOW_RISK_DEFINITIONS, Taxonomy
 from atr.store.feedback_join import joined_decision
 from atr.store.image_store import ImageStore
@@ -67,18 +65,6 @@ class FrontlineBatch:
     items: int = 0
     feedback_rows: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # item_id -> why (left unbatched)
-
-
-@dataclass
-class _Item:
-    winner: Feedback
-    others: list[Feedback]
-    prediction: Prediction
-    flags: dict[str, int]
-    paper_only: int
-    no_threat: int
-    upload: Upload
-    previous_batches: list[str]
 
 
 def batch_name(now: datetime, items: int) -> str:
@@ -182,8 +168,8 @@ def _collect(
     images: ImageStore,
     taxonomy: Taxonomy,
     model_specs: SpecLookup | None,
-) -> tuple[dict[str, _Item], dict[str, str]]:
-    items: dict[str, _Item] = {}
+) -> tuple[dict[str, LabelledItem], dict[str, str]]:
+    items: dict[str, LabelledItem] = {}
     skipped: dict[str, str] = {}
     for item_id, rows in by_item.items():
         ranked = sorted(rows, key=_verdict_key, reverse=True)
@@ -217,7 +203,7 @@ def _collect(
         except UploadUnusable as e:
             skipped[item_id] = str(e)
             continue
-        items[item_id] = _Item(
+        items[item_id] = LabelledItem(
             winner, ranked[1:], prediction, flags, paper_only, no_threat, upload,
             earlier.get(item_id, [])
         )
@@ -227,7 +213,7 @@ def _collect(
 
 
 def _verdict_key(fb: Feedback) -> tuple[Any, ...]:
-    return (SOURCE_RANK.get(fb.source, 0), _utc(fb.at), _utc(fb.received_at), fb.id)
+    return (SOURCE_RANK.get(fb.source, 0), utc(fb.at), utc(fb.received_at), fb.id)
 
 
 def _prediction_for(rows: list[Prediction], at: datetime | None) -> Prediction | None:
@@ -238,7 +224,7 @@ def _prediction_for(rows: list[Prediction], at: datetime | None) -> Prediction |
 
 def _write(
     out: Path,
-    items: dict[str, _Item],
+    items: dict[str, LabelledItem],
     images: ImageStore,
     taxonomy: Taxonomy,
     splits: Mapping[str, float],
@@ -261,77 +247,11 @@ def _write(
             w.add(
                 item_id,
                 **row,
-                boxes=_boxes(it.winner, row["image"], taxonomy),
+                boxes=verdict_boxes(it.winner, row["image"], taxonomy),
                 split=sp,
                 scanner_id=p.scanner_id,
                 labels=it.flags,
                 paper_only=it.paper_only,
                 no_threat=it.no_threat,
-                meta=_provenance(it),
+                meta=provenance(it),
             )
-
-
-def _boxes(fb: Feedback, image: bytes | np.ndarray, taxonomy: Taxonomy) -> list[dict[str, Any]]:
-    """The verdict's boxes (an analyst's, atr/labels/labelstudio_import.py), clipped to the
-    row's image: [{"label", "xyxy"}] in pixels, classes outside the taxonomy dropped."""
-    if not fb.boxes:
-        return []
-    if isinstance(image, np.ndarray):
-        height, width = image.shape[:2]
-    else:
-        with Image.open(io.BytesIO(image)) as img:  # header only
-            width, height = img.size
-    out = []
-    for b in fb.boxes:
-        if b.get("label") not in taxonomy.names:
-            continue
-        x0, y0, x1, y1 = (float(v) for v in b["xyxy"])
-        x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
-        y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
-        if x1 > x0 and y1 > y0:
-            out.append({"label": b["label"], "xyxy": [x0, y0, x1, y1]})
-    return out
-
-
-def _provenance(it: _Item) -> dict[str, Any]:
-    fb, p = it.winner, it.prediction
-    # Two analysts who read the same image differently: the latest verdict labels the
-    # row, and the row says so (for review; the other verdict is in `superseded`).
-    disagree = any(o.source == "analyst" and _flags(o) != _flags(fb) for o in it.others
-                   if fb.source == "analyst")
-    return {
-        "analysts_disagree": disagree,
-        "label_source": fb.source,
-        "labelled_by": fb.who,
-        "labelled_at": _iso(fb.at),
-        "feedback_id": fb.id,
-        "superseded": [
-            {"feedback_id": o.id, "source": o.source, "who": o.who, "at": _iso(o.at)}
-            for o in it.others
-        ],
-        "previous_batches": it.previous_batches,
-        "request_id": p.request_id,
-        "decided_at": _iso(p.created_at),
-        "model_name": p.model_name,
-        "model_version": p.model_version,
-        "decision": p.decision,
-        "reason": p.reason,
-        "scores": p.scores,
-        "image_ref": p.image_ref,
-        **it.upload.meta(),
-    }
-
-
-def _flags(fb: Feedback) -> dict[str, int]:
-    return {k: int(v) for k, v in (fb.labels or {}).items()}
-
-
-def _utc(dt: datetime | None) -> datetime:
-    # SQLite hands back naive datetimes; the store writes UTC.
-    if dt is None:
-        return datetime.min.replace(tzinfo=UTC)
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else _utc(dt).isoformat()

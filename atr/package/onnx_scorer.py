@@ -6,7 +6,6 @@ training): onnxruntime, numpy and the package's own JSON files only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,14 @@ from atr.package.layout import (
     PackageError,
 )
 from atr.package.localisation import HEATMAP_OUTPUT, LocalisationSpec
-from atr.package.plausibility import PlausibilitySpec, default_spec
-from atr.policy.taxonomy import Taxonomy
+from atr.package.package_files import (
+    load_localisation,
+    load_plausibility,
+    load_policy,
+    load_preprocess,
+    load_taxonomy,
+)
+from atr.package.plausibility import PlausibilitySpec
 
 __all__ = ["OnnxScorer", "PackageError", "image_stats", "load_scorer"]
 
@@ -66,16 +71,16 @@ class OnnxScorer:
         self.package_dir = Path(package_dir)
         if not self.package_dir.is_dir():
             raise PackageError(f"model package {self.package_dir} is not a directory")
-        self.taxonomy = _load_taxonomy(self.package_dir / TAXONOMY_FILE)
+        self.taxonomy = load_taxonomy(self.package_dir / TAXONOMY_FILE)
         self.outputs: list[str] = self.taxonomy.model_outputs
-        self.preprocess = _load_preprocess(self.package_dir / PREPROCESS_FILE)
+        self.preprocess = load_preprocess(self.package_dir / PREPROCESS_FILE)
         self._session = _open_session(self.package_dir / MODEL_FILE, providers, intra_op_threads,
                                       spinning)
         self.embedding_dim = _check_signature(
             self._session, self.package_dir / MODEL_FILE, len(self.outputs),
             self.preprocess.input_size,
         )
-        self.policy = _load_policy(self.package_dir / POLICY_FILE)
+        self.policy = load_policy(self.package_dir / POLICY_FILE)
         if self.policy is not None and list(self.policy.outputs) != self.outputs:
             # e.g. a no_threat model with a paper_only policy: the thresholds would be
             # applied to the wrong scores.
@@ -84,10 +89,10 @@ class OnnxScorer:
                 f"differ from taxonomy.json's model outputs {self.outputs}"
             )
         # What an image must show before its score may CLEAR it (atr.package.plausibility).
-        self.plausibility: PlausibilitySpec = _load_plausibility(
+        self.plausibility: PlausibilitySpec = load_plausibility(
             self.package_dir / PLAUSIBILITY_FILE, self.embedding_dim)
         # Where the evidence is (atr.package.localisation); None: the package has no heat-map.
-        self.localisation: LocalisationSpec | None = _load_localisation(
+        self.localisation: LocalisationSpec | None = load_localisation(
             self.package_dir / LOCALISATION_FILE, self._session, self.taxonomy.threats)
 
     def score_images(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -170,83 +175,6 @@ class OnnxScorer:
             s, e = self.score_images([])
             return s, e, []
         return np.concatenate(all_scores), np.concatenate(all_emb), stats
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise PackageError(f"model package file {path} is missing")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PackageError(f"model package file {path} is not valid JSON: {exc}") from exc
-
-
-def _load_taxonomy(path: Path) -> Taxonomy:
-    try:
-        return Taxonomy.from_dict(_read_json(path))
-    except PackageError:
-        raise
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise PackageError(f"model package file {path}: not a taxonomy: {exc}") from exc
-
-
-def _load_preprocess(path: Path) -> Any:
-    from atr.package.preprocess import PreprocessSpec
-
-    _read_json(path)  # a missing or unparsable file gets the package error naming it
-    try:
-        return PreprocessSpec.from_json(path.read_text())
-    except Exception as exc:  # any refusal of the spec: name the file, keep the cause
-        raise PackageError(f"model package file {path}: bad preprocessing spec: {exc}") from exc
-
-
-def _load_policy(path: Path) -> Any:
-    """The calibrated decision policy, or None before the evaluate stage has written one."""
-    if not path.exists():
-        return None
-    from atr.policy.decision import Policy
-
-    _read_json(path)
-    try:
-        return Policy.from_json(path.read_text())
-    except Exception as exc:
-        raise PackageError(f"model package file {path}: bad policy: {exc}") from exc
-
-
-def _load_plausibility(path: Path, embedding_dim: int | None) -> PlausibilitySpec:
-    """The package's plausibility spec; the generic defaults for a package evaluated
-    before the file existed (it keeps working, judged on loose thresholds)."""
-    if not path.exists():
-        return default_spec()
-    _read_json(path)
-    try:
-        spec = PlausibilitySpec.from_json(path.read_text())
-    except Exception as exc:
-        raise PackageError(f"model package file {path}: bad plausibility spec: {exc}") from exc
-    if spec.ood is not None and embedding_dim is not None and spec.ood.dim != embedding_dim:
-        raise PackageError(f"{path}: ood model for {spec.ood.dim}-d embeddings, the network "
-                           f"gives {embedding_dim}")
-    return spec
-
-
-def _load_localisation(path: Path, session: Any, threats: list[str]
-                       ) -> LocalisationSpec | None:
-    """The heat-map's spec when the network has the `heatmap` output and the package
-    states it; None when neither (an older package: it keeps working, without boxes)."""
-    has_output = HEATMAP_OUTPUT in {o.name for o in session.get_outputs()}
-    if not path.exists():
-        return None
-    if not has_output:
-        raise PackageError(f"{path} describes a '{HEATMAP_OUTPUT}' output the network lacks")
-    _read_json(path)
-    try:
-        spec = LocalisationSpec.load(path)
-    except Exception as exc:
-        raise PackageError(f"model package file {path}: bad localisation spec: {exc}") from exc
-    unknown = [c for c in spec.classes if c not in threats]
-    if unknown:
-        raise PackageError(f"{path}: classes {unknown} are not taxonomy threats {threats}")
-    return spec
 
 
 def _open_session(path: Path, providers: Sequence[str], intra_op_threads: int | None,
