@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,18 @@ import pytest
 from atr.data.synth import make_dataset
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist the controller runs no test: it installs Label Studio's venv
+    (~90 s of pip on a fresh clone) in the background while the workers start on the long
+    modules, so the worker that reaches the Label Studio tests does not wait for it (the
+    fixture waits on the same file lock, atr/labels/labelstudio_server.py)."""
+    if hasattr(session.config, "workerinput") or not session.config.option.numprocesses:
+        return
+    from helpers.labelstudio import prefetch_venv
+
+    threading.Thread(target=prefetch_venv, name="labelstudio-venv", daemon=True).start()
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist (make test: -n 2)

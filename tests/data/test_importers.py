@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from atr.config import compose
 from atr.data.importers import import_dataset
+from atr.data.importers.base import DatasetImportError
 from atr.data.manifest import read_dataset
 from atr.package.preprocess import decode_image
 
@@ -173,6 +175,28 @@ def test_voc_xml_with_imagesets(taxonomy, tmp_path, image_factory):
         {"label": "knife", "xyxy": [5.0, 6.0, 50.0, 60.0]}
     ]
     check_images(out, {"a.jpg": a, "b.png": b})
+
+
+def test_voc_image_ext_finds_images_re_encoded_after_annotation(taxonomy, tmp_path,
+                                                                image_factory):
+    """HUMS ThreatsRGB: the XML names image_0_1.png, the folder holds image_0_1.jpg."""
+    src = tmp_path / "voc"
+    a = image_factory(src / "pics" / "image_0_1", "rgb_jpeg")
+    (src / "Annotations").mkdir()
+    (src / "Annotations" / "image_0_1.xml").write_text(
+        "<annotation><filename>image_0_1.png</filename><object><name>Knife</name><bndbox>"
+        "<xmin>5</xmin><ymin>6</ymin><xmax>50</xmax><ymax>60</ymax></bndbox></object>"
+        "</annotation>")
+    opts = {"images_dir": str(src / "pics"), "class_map": {"Knife": "knife"}}
+    with pytest.raises(DatasetImportError, match="image_0_1.png' not found"):
+        run(taxonomy, "voc", src, tmp_path / "refused", **opts)
+    out = run(taxonomy, "voc", src, tmp_path / "out", image_ext=".jpg", **opts)
+    m = read_dataset(out).manifest.set_index("item_id")
+    assert json.loads(m.loc["voc/image_0_1.jpg", "boxes"]) == [
+        {"label": "knife", "xyxy": [5.0, 6.0, 50.0, 60.0]}]
+    check_images(out, {"image_0_1.jpg": a})
+    with pytest.raises(DatasetImportError, match="with its dot"):
+        run(taxonomy, "voc", src, tmp_path / "bad", image_ext="jpg", **opts)
 
 
 def test_labelstudio_choices_rectangles_and_upload_paths(taxonomy, tmp_path, image_factory):

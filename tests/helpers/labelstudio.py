@@ -12,11 +12,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from atr.labels.labelstudio_server import LabelStudioServer
+import yaml
+
+from atr.labels.labelstudio_server import LabelStudioServer, ensure_venv
 from atr.processes import ChildGroup
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "1.23.2"  # conf/labels.yaml labels.labelstudio.version
+# The one pin and venv the platform uses (conf/labels.yaml), not a copy.
+_CONF = yaml.safe_load((REPO / "conf" / "labels.yaml").read_text())["labels"]["labelstudio"]
+VERSION = str(_CONF["version"])
+VENV = REPO / _CONF["venv"]
 
 
 def free_port() -> int:
@@ -25,8 +30,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def prefetch_venv() -> None:
+    """Install the venv now, if missing; a failure is left for the fixture to report."""
+    try:
+        ensure_venv(VENV, VERSION)
+    except Exception as exc:  # the fixture's own ensure_venv raises it again, in a test
+        print(f"\nLabel Studio venv prefetch failed: {exc}")
+
+
 def running_labelstudio(base: Path) -> Iterator[LabelStudioServer]:
-    server = LabelStudioServer(REPO / ".venv-labelstudio", VERSION, base / "labelstudio",
+    server = LabelStudioServer(VENV, VERSION, base / "labelstudio",
                                base, free_port())
     server.data_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -2,7 +2,8 @@
 
 Each `<object>` gives `<name>` and `<bndbox>` (xmin ymin xmax ymax, pixels).
 If `ImageSets/Main/<split>.txt` lists exist (and `split_from_imagesets`), they
-give the split.
+give the split. `image_ext` (".jpg") names the image files of a source re-encoded after it
+was annotated: HUMS ThreatsRGB's XML name `image_0_1000.png`, the folder holds `.jpg`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def read_records(s: ImporterSettings) -> Parsed:
         if s.options.get("split_from_imagesets", True)
         else {}
     )
-    records = [_read_xml(p, splits) for p in sorted(ann_dir.glob("*.xml"))]
+    ext = s.options.get("image_ext")
+    if ext is not None and not str(ext).startswith("."):
+        raise DatasetImportError(f"importer.image_ext={ext!r}: an extension with its dot, '.jpg'")
+    records = [_read_xml(p, splits, ext) for p in sorted(ann_dir.glob("*.xml"))]
     return Parsed(images_dir, records)
 
 
@@ -42,7 +46,7 @@ def _imageset_splits(folder: Path) -> dict[str, str]:
     return out
 
 
-def _read_xml(path: Path, splits: dict[str, str]) -> Record:
+def _read_xml(path: Path, splits: dict[str, str], image_ext: str | None = None) -> Record:
     name = path.name
     try:
         root = ET.parse(path).getroot()
@@ -51,6 +55,8 @@ def _read_xml(path: Path, splits: dict[str, str]) -> Record:
     filename = (root.findtext("filename") or "").strip()
     if not filename:
         raise DatasetImportError(f"{name}: no <filename>")
+    if image_ext is not None:
+        filename = str(Path(filename).with_suffix(image_ext))
     rec = Record(
         image=filename, ref=name, split=splits.get(Path(filename).stem, splits.get(path.stem))
     )
