@@ -14,8 +14,13 @@ from torch import nn
 from torchmetrics.classification import MultilabelAUROC, MultilabelAveragePrecision
 
 from atr.models.backbones import create_backbone, feature_dim
-from atr.models.localisation_head import LocalisationHead, fine_feature_index, localisation_loss
-from atr.models.tiling import TileGrid, cut_tiles, pool_tiles
+from atr.models.localisation_head import (
+    FINE_REDUCTION,
+    LocalisationHead,
+    fine_feature_index,
+    localisation_loss,
+)
+from atr.models.tiling import TileGrid, cut_tiles, pool_tiles, stitch_heatmaps, stitchable
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +89,31 @@ class ScreeningModule(L.LightningModule):
         self.localisation_classes = self.outputs[1:]
         self.loc_head: LocalisationHead | None = None
         self.heatmap_grid: tuple[int, int] | None = None
-        tiled = self.tiles.grid > 1 or self.tiles.tile_size != self.tiles.canvas
         if weight == 0 or not self.localisation_classes:
             return
-        if tiled:  # tiles' heat-maps are not stitched onto the canvas yet (docs/localisation.md)
-            log.warning("model.localisation: not available with tiles; the model has no heat-map")
-            return
+        # With tiles each tile gets its own map, stitched onto the canvas's grid
+        # (atr/models/tiling.py), which needs tiles that start and end on whole cells.
+        why = stitchable(self.tiles, FINE_REDUCTION) if self._tiled else None
+        if why is not None:
+            raise ValueError(f"model.localisation with tiles: {why}; choose tiles on the "
+                             f"{FINE_REDUCTION} px grid or set model.localisation.weight=0")
         self._fine_index = fine_feature_index(self.backbone)
+        t = self.tiles.tile_size
         with torch.no_grad():
             was = self.backbone.training
             self.backbone.eval()
             final, (fine,) = self.backbone.forward_intermediates(
-                self.example_input_array[:1], indices=[self._fine_index])
+                self.example_input_array[:1, :, :t, :t], indices=[self._fine_index])
             self.backbone.train(was)
         self.loc_head = LocalisationHead(fine.shape[1], final.shape[1],
                                          len(self.localisation_classes))
-        self.heatmap_grid = (int(fine.shape[2]), int(fine.shape[3]))
+        cells = self.tiles.canvas // FINE_REDUCTION
+        self.heatmap_grid = (cells, cells) if self._tiled else (int(fine.shape[2]),
+                                                                int(fine.shape[3]))
+
+    @property
+    def _tiled(self) -> bool:
+        return self.tiles.grid > 1 or self.tiles.tile_size != self.tiles.canvas  # static
 
     @property
     def localises(self) -> bool:
@@ -111,19 +125,23 @@ class ScreeningModule(L.LightningModule):
         pass; the embedding is what `forward` gives (forward_head of the same features)."""
         if self.loc_head is None:
             raise RuntimeError("this model has no localisation head (model.localisation.weight=0)")
-        x = image.contiguous(memory_format=self.memory_format)
+        x = cut_tiles(image, self.tiles) if self._tiled else image
+        x = x.contiguous(memory_format=self.memory_format)
         final, (fine,) = self.backbone.forward_intermediates(x, indices=[self._fine_index])
         embedding = self.backbone.forward_head(final)
-        return self.head(embedding), embedding, self.loc_head(fine, final)
+        logits, heat = self.head(embedding), self.loc_head(fine, final)
+        if not self._tiled:
+            return logits, embedding, heat
+        logits, embedding = pool_tiles(logits, embedding, len(self.tiles.origins()))
+        return logits, embedding, stitch_heatmaps(heat, self.tiles, FINE_REDUCTION)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Canvas N x 3 x S x S -> (logits N x K, embedding N x D); tiled when configured
         (atr/models/tiling.py: threats max-pooled, the low-risk output min-pooled)."""
-        tiled = self.tiles.grid > 1 or self.tiles.tile_size != self.tiles.canvas  # static
-        x = cut_tiles(image, self.tiles) if tiled else image
+        x = cut_tiles(image, self.tiles) if self._tiled else image
         embedding = self.backbone(x.contiguous(memory_format=self.memory_format))
         logits = self.head(embedding)
-        if tiled:
+        if self._tiled:
             return pool_tiles(logits, embedding, len(self.tiles.origins()))
         return logits, embedding
 

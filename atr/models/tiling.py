@@ -98,3 +98,33 @@ def pool_tiles(logits: torch.Tensor, embedding: torch.Tensor, n_tiles: int,
     emb = sum(embedding[i * n:(i + 1) * n] for i in range(n_tiles)) / n_tiles
     return pooled, emb
 
+
+
+# A cell no tile covers would keep this logit (sigmoid ~ 0); TileGrid refuses gaps, so none.
+_UNCOVERED = -1.0e4
+
+
+def stitch_heatmaps(heat: torch.Tensor, grid: TileGrid, reduction: int) -> torch.Tensor:
+    """(T*N) x C x h x w tile heat-map logits (tile-major, as cut_tiles) -> N x C x H x W on
+    the canvas's grid of `reduction`-px cells, the max where tiles overlap: the threat
+    outputs are max-pooled over tiles too, so the map agrees with the score it explains.
+    Pads and a max only: it exports into the ONNX graph."""
+    n_tiles = len(grid.origins())
+    n = heat.shape[0] // n_tiles
+    cells = grid.canvas // reduction
+    placed = []
+    for i, (y, x) in enumerate(grid.origins()):
+        tile = heat[i * n:(i + 1) * n]
+        top, left = y // reduction, x // reduction
+        pad = (left, cells - left - tile.shape[3], top, cells - top - tile.shape[2])
+        placed.append(torch.nn.functional.pad(tile, pad, value=_UNCOVERED))
+    return torch.stack(placed, dim=0).max(dim=0).values
+
+
+def stitchable(grid: TileGrid, reduction: int) -> str | None:
+    """Why the tiles' maps cannot be placed on a whole-cell canvas grid; None if they can."""
+    for name, value in (("preprocess.input_size", grid.canvas), ("model.tiles.size",
+                        grid.tile_size), ("the tiles' stride", grid.stride)):
+        if value % reduction:
+            return f"{name} {value} is not a multiple of the heat-map's {reduction} px cells"
+    return None

@@ -40,9 +40,35 @@ def test_head_beside_the_classifier(model: ScreeningModule) -> None:
     torch.testing.assert_close(logits, plain_logits)
     torch.testing.assert_close(emb, plain_emb)
     assert not ScreeningModule(default_taxonomy().model_outputs, input_size=SIZE).localises
+
+
+def test_tiles_maps_are_stitched_onto_the_canvas(tmp_path: Path) -> None:
+    """2 x 2 tiles of 32 px on a 64 px canvas: each tile's 2 x 2 map lands on its own
+    quarter of the canvas's 4 x 4 grid; scores stay the tiled classifier's, and the
+    stitched map exports into the ONNX graph."""
+    torch.manual_seed(0)
     tiled = ScreeningModule(default_taxonomy().model_outputs, input_size=SIZE, tile_grid=2,
-                            tile_size=32, localisation_weight=0.5)
-    assert not tiled.localises  # not stitched over tiles yet: left out, not wrong
+                            tile_size=32, localisation_weight=0.5).eval()
+    assert tiled.localises and tiled.heatmap_grid == (4, 4)
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        logits, emb, heat = tiled.forward_localised(x)
+        plain_logits, plain_emb = tiled(x)
+        fine = tiled.backbone.forward_intermediates(x[:, :, 32:, :32], indices=[
+            tiled._fine_index])
+        own = tiled.loc_head(fine[1][0], fine[0])  # the bottom-left tile on its own
+    torch.testing.assert_close(logits, plain_logits)
+    torch.testing.assert_close(emb, plain_emb)
+    assert heat.shape == (2, len(tiled.localisation_classes), 4, 4)
+    torch.testing.assert_close(heat[:, :, 2:, :2], own)  # no overlap: the tile's own map
+    path = export_onnx(tiled, tmp_path / "tiled.onnx", SIZE, views=("identity",))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    _, _, onnx_heat = session.run(None, {"image": x.numpy()})
+    np.testing.assert_allclose(onnx_heat, torch.sigmoid(heat).numpy(), atol=1e-5)
+    for grid, size, why in ((2, 40, "model.tiles.size 40"), (3, 48, "stride 8")):
+        with pytest.raises(ValueError, match=f"{why} is not a multiple of the heat-map"):
+            ScreeningModule(default_taxonomy().model_outputs, input_size=SIZE, tile_grid=grid,
+                            tile_size=size, localisation_weight=0.5)
 
 
 def test_loss_counts_only_valid_pairs() -> None:
