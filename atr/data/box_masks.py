@@ -26,6 +26,15 @@ import numpy as np
 from atr.package.preprocess import PreprocessSpec
 
 
+def clip_xyxy(xyxy: Sequence[float], width: float, height: float) -> list[float] | None:
+    """A pixel box [x0, y0, x1, y1] clipped to a width x height image, corners put in
+    order; None when nothing of it is left inside (annotators overshoot, and flip corners)."""
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
+    y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
+    return [x0, y0, x1, y1] if x1 > x0 and y1 > y0 else None
+
+
 def class_masks(boxes: str | list[dict], classes: Sequence[str], height: int,
                 width: int) -> np.ndarray:
     """uint8 H x W x C: 1 inside any box of class c (boxes clipped to the image)."""

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from atr.data.box_masks import clip_xyxy
 from atr.labels.frontline_images import Upload
 from atr.policy.taxonomy import Taxonomy
 from atr.store.prediction_store import Feedback, Prediction
@@ -46,11 +47,9 @@ def verdict_boxes(fb: Feedback, image: bytes | np.ndarray,
     for b in fb.boxes:
         if b.get("label") not in taxonomy.names:
             continue
-        x0, y0, x1, y1 = (float(v) for v in b["xyxy"])
-        x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
-        y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
-        if x1 > x0 and y1 > y0:
-            out.append({"label": b["label"], "xyxy": [x0, y0, x1, y1]})
+        xyxy = clip_xyxy(b["xyxy"], width, height)
+        if xyxy is not None:
+            out.append({"label": b["label"], "xyxy": xyxy})
     return out
 
 

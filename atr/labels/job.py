@@ -28,7 +28,7 @@ from atr.labels.labelstudio_import import import_annotations
 from atr.labels.labelstudio_project import client, ensure_project, export_queue
 from atr.policy.decision import Policy
 from atr.policy.taxonomy import Taxonomy
-from atr.store.image_store import open_image_store
+from atr.store.image_store import ImageStore, open_image_store
 from atr.store.prediction_store import open_store
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,10 @@ def _taxonomy(cfg: DictConfig) -> Taxonomy:
     return Taxonomy.from_dict(OmegaConf.to_container(cfg.taxonomy, resolve=True))  # type: ignore[arg-type]
 
 
-def _project(cfg: DictConfig) -> tuple[Any, int]:
+def _project(cfg: DictConfig, taxonomy: Taxonomy, images: ImageStore) -> tuple[Any, int]:
     ls_cfg = cfg.labels.labelstudio
     ls = client(str(ls_cfg.url), str(ls_cfg.credentials))
-    images = open_image_store(str(cfg.paths.image_store))
-    return ls, ensure_project(ls, str(ls_cfg.project), _taxonomy(cfg), images)
+    return ls, ensure_project(ls, str(ls_cfg.project), taxonomy, images)
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
@@ -55,22 +54,23 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         window_days=None if lc.get("window_days") is None else float(lc.window_days),
     )
     queue = refresh_queue(sessions, policy, weights)
-    ls, project_id = _project(cfg)
+    taxonomy, images = _taxonomy(cfg), open_image_store(str(cfg.paths.image_store))
+    ls, project_id = _project(cfg, taxonomy, images)
     with sessions.begin() as s:  # tasks count as exported only once Label Studio has them
         pairs = open_tasks(s, int(lc.queue_size))
-        ids = export_queue(ls, project_id, pairs, _taxonomy(cfg),
-                           open_image_store(str(cfg.paths.image_store)),
-                           Path(str(lc.image_root)), policy)
+        ids = export_queue(ls, project_id, pairs, taxonomy, images, Path(str(lc.image_root)),
+                           policy)
         mark_exported([t for t, _ in pairs])
     return {"queue": queue, "exported": len(ids), "project_id": project_id,
             "url": f"{lc.labelstudio.url}/projects/{project_id}/data"}
 
 
 def import_(cfg: DictConfig) -> dict[str, Any]:
-    ls, project_id = _project(cfg)
+    taxonomy = _taxonomy(cfg)
+    ls, project_id = _project(cfg, taxonomy, open_image_store(str(cfg.paths.image_store)))
     sessions = open_store(str(cfg.paths.prediction_db))
     return {"project_id": project_id,
-            **import_annotations(sessions, ls, project_id, _taxonomy(cfg))}
+            **import_annotations(sessions, ls, project_id, taxonomy)}
 
 
 def batch(cfg: DictConfig) -> dict[str, Any]:

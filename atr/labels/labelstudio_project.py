@@ -30,6 +30,7 @@ from xml.sax.saxutils import quoteattr
 
 from PIL import Image
 
+from atr.data.box_masks import clip_xyxy
 from atr.labels.labelstudio import image_url
 from atr.labels.labelstudio_server import load_credentials
 from atr.policy.decision import Policy
@@ -91,13 +92,12 @@ def ensure_project(ls: Any, title: str, taxonomy: Taxonomy, images: ImageStore) 
 def percent_box(box: dict[str, Any], width: int, height: int) -> dict[str, float] | None:
     """Pixel xyxy -> Label Studio's percent x, y, width, height (clipped to the image)."""
     try:
-        x0, y0, x1, y1 = (float(v) for v in box["xyxy"])
+        clipped = clip_xyxy(box["xyxy"], width, height)
     except (KeyError, TypeError, ValueError):
         return None
-    x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
-    y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
-    if x1 <= x0 or y1 <= y0:
+    if clipped is None:
         return None
+    x0, y0, x1, y1 = clipped
     return {"x": 100 * x0 / width, "y": 100 * y0 / height, "width": 100 * (x1 - x0) / width,
             "height": 100 * (y1 - y0) / height, "rotation": 0}
 

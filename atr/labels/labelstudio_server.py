@@ -96,11 +96,11 @@ def ensure_venv(venv: str | Path, version: str) -> Path:
     # not pip into one venv together: the second waits, then finds the stamp.
     with FileLock(f"{venv}.lock"):
         if not (exe.is_file() and stamp.is_file()):
-            _install(venv, version)
+            _install(venv, version, stamp)
     return exe
 
 
-def _install(venv: Path, version: str) -> None:
+def _install(venv: Path, version: str, stamp: Path) -> None:
     started = time.monotonic()
     log.info("installing label-studio==%s into %s (a minute or two)", version, venv)
     fresh = not (venv / "bin/python").is_file()
@@ -111,7 +111,7 @@ def _install(venv: Path, version: str) -> None:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             raise LabelStudioError(f"{' '.join(cmd[:4])} failed: {done.stderr.strip()[-2000:]}")
-    (venv / f".label-studio-{version}").touch()
+    stamp.touch()
     log.info("label-studio %s installed in %.0f s", version, time.monotonic() - started)
 
 
