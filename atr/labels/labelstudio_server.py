@@ -128,10 +128,12 @@ def server_env(data_dir: Path, document_root: Path) -> dict[str, str]:
 
 
 def server_command(exe: Path, data_dir: Path, port: int, creds: Credentials) -> list[str]:
+    # `--opt=value`: a random password may begin with "-", which argparse would otherwise
+    # take for an option (label-studio start: "--password: expected one argument").
     return [str(exe), "start", "--no-browser", "--data-dir", str(data_dir), "--port", str(port),
-            "--internal-host", "127.0.0.1", "--username", creds.email, "--password",
-            creds.password, "--user-token", creds.token, "--enable-legacy-api-token",
-            "--log-level", "WARNING"]
+            "--internal-host", "127.0.0.1", f"--username={creds.email}",
+            f"--password={creds.password}", f"--user-token={creds.token}",
+            "--enable-legacy-api-token", "--log-level", "WARNING"]
 
 
 def wait_healthy(url: str, child: ChildGroup | None = None,
