@@ -142,7 +142,8 @@ def _pin_scanners(case: Any) -> None:
             body["scanner_id"] = _pin(body["scanner_id"])
         if isinstance(body.get("scanner_ids"), list):
             body["scanner_ids"] = [_pin(s) for s in body["scanner_ids"]]
-        for item in body.get("items") or []:
+        items = body.get("items")  # an invalid case may make it any JSON value
+        for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and "scanner_id" in item:
                 item["scanner_id"] = _pin(item["scanner_id"])
 
@@ -167,8 +168,11 @@ def _images(path: str, request: Any) -> list[bytes | None]:
         return list(_parts(content_type, body, "file" if path == "/v1/scans" else "files"))
     if path == "/v1/scans":
         return [body]
-    items = json.loads(body).get("items") or []
+    doc = json.loads(body)
+    items = doc.get("items") if isinstance(doc, dict) else None
     out: list[bytes | None] = []
+    if not isinstance(items, list):
+        return out
     for it in items:
         try:
             out.append(base64.b64decode(str(it.get("image_b64")), validate=True))
