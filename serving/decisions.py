@@ -162,12 +162,16 @@ def line_fields(scan: PendingScan, decision: str, reason: str, model: LoadedMode
             raise ValueError(f"item {scan.item_id}: no plausibility figures")
         found = assess_figures(model.scorer.plausibility, scan.figures, embedding)
         checks, implausible, blank = found.to_record(), found.check, found.blank
-    drawn, draw = line.audits.draw(scan.scanner_id, scan.item_id)
+    tight = line.tightened(scan.scanner_id, model.version)
+    drawn, draw = line.audits.draw(scan.scanner_id, scan.item_id, tight)
     cause = line.safe_mode(scan.scanner_id, model.policy)
     out = line_decision(decision, reason, implausible=implausible, blank=blank,
                         audit_drawn=drawn, safe_mode=cause is not None,
                         fallback=line.settings.safe_mode_fallback)
     fields = {"would_be": {"decision": decision, "reason": reason, "audit_draw": draw,
+                           "audit_share": line.audits.share_for(scan.scanner_id, tight),
+                           "audit_normal_share": line.audits.share_for(scan.scanner_id),
+                           "audit_tightened": tight,
                            "safe_mode_cause": cause},
               "audit": out.audit, "checks": checks,
               "scanner_state": "safe_mode" if cause is not None else "normal",

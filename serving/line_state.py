@@ -1,5 +1,6 @@
 """What the line's rules need from outside the request: which scanners are in safe mode,
-the live leak figures, and the audit plan.
+the live leak figures, and the audit plan (tightened for a scanner whose leak statistic,
+read with the figures, is above 0).
 
 Safe mode has two sources: the stored flag (atr.store.safe_mode: the monitor's drift and
 leak events, an operator), shared by every replica, and the champion's own calibration: a
@@ -45,7 +46,7 @@ class LineState:
         self.settings = settings
         self.sessions = sessions
         self.audits = AuditPlan(settings.audit_share, dict(settings.audit_shares),
-                                settings.audit_seed)
+                                settings.audit_seed, settings.audit_tightened_share)
         self.stored: dict[str, dict[str, Any]] = {}
         self.leaks: list[dict[str, Any]] = []
         self.known = False  # a first read succeeded
@@ -82,6 +83,12 @@ class LineState:
             return "uncovered"
         return None
 
+    def tightened(self, scanner_id: str, version: str | None) -> bool:
+        """Audits tightened: the leak CUSUM of this scanner and version is above 0. (An
+        unknown state needs no tightening: it clears nothing, safe_mode says why.)"""
+        return any(r["scanner_id"] == scanner_id and r["model_version"] == str(version)
+                   and (r["statistic"] or 0.0) > 0.0 for r in self.leaks)
+
     def on_champion(self, version: str, policy: Policy) -> list[str]:
         """A new champion ends the stored safe mode of each scanner its calibration
         certifies (entered under another version, by the monitor: an operator's safe mode
@@ -114,7 +121,10 @@ class LineState:
                                          if (e or {}).get("certified")),
             "uncovered_scanners_in_safe_mode": self.settings.uncovered_safe_mode,
             "fallback": self.settings.safe_mode_fallback,
-            "audit": {"share": self.audits.share, "shares": dict(self.audits.shares)},
+            "audit": {"share": self.audits.share, "shares": dict(self.audits.shares),
+                      "tightened_share": self.audits.tightened,
+                      "tightened": sorted({(r["scanner_id"], r["model_version"])
+                                           for r in self.leaks if (r["statistic"] or 0) > 0})},
             "leak_estimates": list(self.leaks),
             "state_known": self.known,
         }

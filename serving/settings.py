@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from atr.policy.audit import DEFAULT_AUDIT_SHARE, DEFAULT_TIGHTENED_SHARE
 from serving.keys import ROLES
 from serving.rate_limit import RateLimit, default_limits
 
@@ -67,9 +68,15 @@ class Settings:
     # of what CLEAR releases), per scanner in audit_shares, else audit_share; the draw is
     # keyed by audit_seed (keep it secret from the line). A scanner's own share is added
     # with a `+`: atr serve +serve.audit_shares.letter_80kv=0.05
-    audit_share: float = 0.02
+    audit_share: float = DEFAULT_AUDIT_SHARE
     audit_shares: dict[str, float] = field(default_factory=dict)
     audit_seed: int = 0
+    # Tightened audits: a scanner whose leak CUSUM is above 0 (an audited leak not yet paid
+    # back by clean audits; the monitor's LeakEstimate of the serving version) gets this
+    # share while it lasts (atr/monitor/tightened_audits.py). Set monitor.leak.
+    # tightened_share alike: the monitor's threshold counts these audits. <= the normal
+    # share: no tightening.
+    audit_tightened_share: float = DEFAULT_TIGHTENED_SHARE
     # What a scanner in safe mode gets instead of CLEAR: REVIEW (default) or INSPECT
     safe_mode_fallback: str = "REVIEW"
     # A scanner the champion's calibration does not certify is in safe mode
@@ -93,7 +100,8 @@ class Settings:
         object.__setattr__(self, "rate_limits", limits)
         object.__setattr__(self, "audit_shares",
                            {str(k): float(v) for k, v in dict(self.audit_shares or {}).items()})
-        for name, share in {"audit_share": self.audit_share, **{
+        for name, share in {"audit_share": self.audit_share,
+                            "audit_tightened_share": self.audit_tightened_share, **{
                 f"audit_shares.{k}": v for k, v in self.audit_shares.items()}}.items():
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"serve.{name} must be in [0, 1], got {share}")

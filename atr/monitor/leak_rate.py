@@ -29,10 +29,12 @@ by arrival, so each pass only appends to the sequence a previous one saw.
 The threshold h. The log-likelihood steps are put on an integer lattice (non-leak -q,
 leak +m with m/q = log(p1/p0) / log((1-p0)/(1-p1)) to 0.5 %), the test the job runs *is*
 that lattice walk, so its run-length distribution is an exact Markov chain (Brook & Evans
-1972): h is the smallest lattice threshold with P_p0(alarm within `horizon` audits) <=
-`false_alarm`, computed, not bounded. (The union bound N e^-h <= alpha gives h =
-log(N/alpha) = 9.0 for 400 audits at 5 % instead of the exact 2.09, and 5.7 times the
-expected audits to an alarm at 2 x target: 4 194 against 733.) `min_audits` > 0 holds
+1972): h is the smallest lattice threshold with P_p0(alarm within `horizon_cleared`
+cleared items) <= `false_alarm`, computed, not bounded; that chain walks cleared items,
+so that it counts the audits serving's tightened share adds (atr.monitor.tightened_audits).
+(Over a fixed 400 audits the union bound N e^-h <= alpha gives h = log(N/alpha) = 9.0 at
+5 % instead of the exact 2.09, and 5.7 times the expected audits to an alarm at 2 x
+target: 4 194 against 733.) `min_audits` > 0 holds
 alarms back for the first audits; it can only remove alarms, so the budget still holds.
 """
 
@@ -46,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from atr.policy.audit import DEFAULT_AUDIT_SHARE, DEFAULT_TIGHTENED_SHARE
 from atr.structured import to_dataclass
 
 LATTICE_STEPS = 100  # the larger step is >= this many lattice units: m/q within 0.5 %
@@ -57,10 +60,16 @@ class LeakRule:
 
     target: float | None = None  # None: the champion policy's targets.leak_rate_target
     ratio: float = 2.0  # the rate the CUSUM is tuned to catch: ratio x target
-    # P(false alarm within `horizon` audits at the target) <= false_alarm. 400 audits are
-    # the audits of 20 000 cleared items at serving's default 2 % audit share.
+    # P(false alarm within `horizon_cleared` cleared items at the target) <= false_alarm, under the
+    # audit plan below. 0.05 keeps false safe modes rare; 0.63 gives 0.97 expected false
+    # alarms in 20 000 and a median alarm within 4 792 cleared items at 2 x target (issue
+    # 13's targets as written; benchmarks/results/leak_monitor_tightened.json).
     false_alarm: float = 0.05
-    horizon: int = 400
+    horizon_cleared: int = 20_000
+    # The audit plan the threshold assumes: serve.audit_share and serve.audit_tightened_share
+    # (set them alike; a smaller real share only makes false alarms rarer).
+    audit_share: float = DEFAULT_AUDIT_SHARE
+    tightened_share: float = DEFAULT_TIGHTENED_SHARE
     min_audits: int = 0  # no alarm on fewer outcomes since the restart (0: h alone decides)
     confidence: float = 0.95  # of the Clopper–Pearson upper bound
 
@@ -72,8 +81,11 @@ class LeakRule:
         if not 0.0 < self.false_alarm < 1.0:
             raise ValueError(f"monitor.leak.false_alarm must lie in (0, 1), got "
                              f"{self.false_alarm}")
-        if self.horizon < 1 or self.min_audits < 0:
-            raise ValueError("monitor.leak.horizon must be >= 1 and min_audits >= 0")
+        if self.horizon_cleared < 1 or self.min_audits < 0:
+            raise ValueError("monitor.leak.horizon_cleared must be >= 1 and min_audits >= 0")
+        if not 0.0 < self.audit_share <= 1.0 or not 0.0 <= self.tightened_share <= 1.0:
+            raise ValueError("monitor.leak.audit_share must lie in (0, 1] and "
+                             "tightened_share in [0, 1]")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"monitor.leak.confidence must lie in (0, 1), got "
                              f"{self.confidence}")
@@ -129,8 +141,12 @@ def calibrated(p0: float, ratio: float, false_alarm: float, horizon: int) -> Cus
 
 
 def design_for(rule: LeakRule, target: float) -> CusumDesign:
-    return calibrated(float(target), float(rule.ratio), float(rule.false_alarm),
-                      int(rule.horizon))
+    """The threshold for `target` under the rule's audit plan, counted in cleared items."""
+    from atr.monitor.tightened_audits import calibrated_cleared
+
+    return calibrated_cleared(float(target), float(rule.ratio), float(rule.false_alarm),
+                              int(rule.horizon_cleared), float(rule.audit_share),
+                              float(rule.tightened_share))
 
 
 def cusum_path(outcomes: np.ndarray, design: CusumDesign) -> np.ndarray:
@@ -171,8 +187,13 @@ def alarm_cdf(design: CusumDesign, p: float, n: int) -> np.ndarray:
 def expected_alarms(design: CusumDesign, p: float, n: int) -> float:
     """Expected alarms within n audits when the test restarts after each (as it does after
     a lift): the renewal function m(n) = F(n) + sum_s f(s) m(n - s) of the run length."""
-    cdf = alarm_cdf(design, p, n)
-    pmf = np.diff(cdf, prepend=0.0)  # pmf[s - 1] = P(first alarm at audit s)
+    return renewal(alarm_cdf(design, p, n))
+
+
+def renewal(cdf: np.ndarray) -> float:
+    """m(n) for the run-length distribution `cdf` (P(first alarm <= t), t = 1..n)."""
+    n = len(cdf)
+    pmf = np.diff(cdf, prepend=0.0)  # pmf[s - 1] = P(first alarm at step s)
     m = np.zeros(n + 1)
     for t in range(1, n + 1):
         m[t] = cdf[t - 1] + float(np.dot(pmf[:t], m[t - 1 :: -1][:t]))
@@ -218,7 +239,8 @@ def leak_figures(outcomes: Sequence[bool], target: float, rule: LeakRule | None 
         "statistic": float(path[-1] * design.unit), "peak": float(path.max() * design.unit),
         "threshold": design.h, "alarm": first > 0, "alarm_after": first or None,
         "statistic_at_alarm": float(path[first - 1] * design.unit) if first else None,
-        "false_alarm": rule.false_alarm, "horizon": rule.horizon,
+        "false_alarm": rule.false_alarm, "horizon_cleared": rule.horizon_cleared,
+        "audit_share": rule.audit_share, "tightened_share": rule.tightened_share,
         "min_audits": rule.min_audits,
         # the design's expected audits to an alarm at the target and at ratio x target
         "arl_target": round(average_run_length(design, design.p0), 1),

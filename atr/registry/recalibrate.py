@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from atr.package.fetch import fetch_verified, resolve_version
 from atr.package.layout import MANIFEST_FILE, POLICY_FILE
 from atr.package.manifest import atomic_write_text, write_package_manifest
+from atr.policy.audit import in_random_sample
 from atr.policy.decision import Policy
 from atr.policy.line_rules import CLEAR, IMPLAUSIBLE_PREFIX, SAFE_MODE
 from atr.policy.recalibration import certify_scanner_threshold, label_sample
@@ -86,7 +87,8 @@ def read_window(session: Session, scanner: str, version: str, policy: Policy,
     would_be = [p.would_be.get("decision") if p.would_be else p.decision for p in rows]
     would_clear = np.array([w == CLEAR and not p.reason.startswith(IMPLAUSIBLE_PREFIX)
                             for w, p in zip(would_be, rows, strict=True)], dtype=bool)
-    sample = label_sample(would_clear, [bool(p.audit) for p in rows],
+    sample = label_sample(would_clear, [in_random_sample(bool(p.audit), p.would_be)
+                                        for p in rows],
                           [p.reason == SAFE_MODE for p in rows],
                           [p.item_id in analyst for p in rows])
     truths = [labels.get(p.item_id, {}) for p in rows]

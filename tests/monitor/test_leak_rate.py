@@ -17,13 +17,16 @@ from atr.monitor.leak_rate import (
     cusum_path,
     design_for,
     first_alarms,
-    lattice,
     leak_figures,
 )
 
 TARGET = 0.005
-RULE = LeakRule()  # ratio 2, P(false alarm within 400 audits) <= 5 %
+RULE = LeakRule()  # ratio 2, P(false alarm within 20 000 cleared items) <= 5 %
 DESIGN = design_for(RULE, TARGET)
+ALARM_LEAKS = math.ceil(DESIGN.units / DESIGN.up)  # leaks in a row that cross h
+# The per-audit chain's checks: a fixed 400 audits (20 000 cleared items at a 2 % share
+# without tightening; tests/monitor/test_tightened_audits.py checks the cleared-item chain)
+AUDITS = 400
 
 
 def plain_cusum(outcomes: list[bool], p0: float, p1: float) -> list[float]:
@@ -68,25 +71,17 @@ def test_reflection_forgets_a_long_in_control_stretch() -> None:
     assert cumulative < 0  # what an SPRT would still be paying back
 
 
-def test_threshold_is_the_smallest_meeting_the_budget() -> None:
-    p_alarm = alarm_cdf(DESIGN, TARGET, RULE.horizon)[-1]
-    assert p_alarm <= RULE.false_alarm
-    lower = lattice(TARGET, RULE.ratio, DESIGN.units - 1)
-    assert alarm_cdf(lower, TARGET, RULE.horizon)[-1] > RULE.false_alarm
-    assert 2.0 < DESIGN.h < math.log(RULE.horizon / RULE.false_alarm)  # below the union bound
-
-
-def test_false_alarms_at_the_target_stay_within_the_budget() -> None:
-    """Seeded streams of `horizon` audits at the target: the share with an alarm matches
-    the Markov chain and stays within the 5 % budget (3 standard errors)."""
+def test_false_alarms_per_audit_match_the_chain() -> None:
+    """Seeded streams of 400 audits at the target: the share with an alarm matches the
+    per-audit Markov chain (3 standard errors)."""
     runs = 20_000
     rng = np.random.default_rng(11)
-    alarms = first_alarms(rng.random((runs, RULE.horizon)) < TARGET, DESIGN) > 0
+    alarms = first_alarms(rng.random((runs, AUDITS)) < TARGET, DESIGN) > 0
     share = alarms.mean()
-    expected = alarm_cdf(DESIGN, TARGET, RULE.horizon)[-1]
-    se = math.sqrt(RULE.false_alarm * (1 - RULE.false_alarm) / runs)
-    assert share <= RULE.false_alarm + 3 * se
+    expected = alarm_cdf(DESIGN, TARGET, AUDITS)[-1]
+    se = math.sqrt(expected * (1 - expected) / runs)
     assert share == pytest.approx(expected, abs=3 * se)
+    assert expected < RULE.false_alarm  # 400 audits: fewer than the horizon's tightened ones
 
 
 def test_alarms_at_a_clearly_higher_rate() -> None:
@@ -104,30 +99,35 @@ def test_alarms_at_a_clearly_higher_rate() -> None:
 def test_alarm_stays_raised_however_often_it_is_checked() -> None:
     """Crossing then falling back below h: every later look still reports the alarm at the
     same audit (the statistic alone would not)."""
-    outcomes = [False] * 50 + [True] * 3 + [False] * 600
+    k = ALARM_LEAKS
+    outcomes = [False] * 50 + [True] * k + [False] * 900
     looks = [leak_figures(outcomes[:n], TARGET) for n in range(1, len(outcomes) + 1)]
     first = next(i for i, f in enumerate(looks) if f["alarm"])
-    assert first == 52 and all(f["alarm"] and f["alarm_after"] == 53 for f in looks[first:])
+    assert first == 49 + k and all(f["alarm"] and f["alarm_after"] == 50 + k
+                                   for f in looks[first:])
     last = looks[-1]
     assert last["statistic"] < last["threshold"] <= last["statistic_at_alarm"]
 
 
 def test_since_restarts_the_test_not_the_rate() -> None:
-    outcomes = [True] * 3 + [False] * 10
-    restarted = leak_figures(outcomes, TARGET, since=3)
+    k = ALARM_LEAKS
+    outcomes = [True] * k + [False] * 10
+    restarted = leak_figures(outcomes, TARGET, since=k)
     assert restarted["alarm"] is False and restarted["test_audits"] == 10
-    assert (restarted["audits"], restarted["leaks"]) == (13, 3)
+    assert (restarted["audits"], restarted["leaks"]) == (10 + k, k)
     assert leak_figures(outcomes, TARGET)["alarm"] is True
 
 
 def test_min_audits_holds_early_alarms_back() -> None:
-    outcomes = [True] * 3 + [False] * 40
-    held = leak_figures(outcomes, TARGET, LeakRule(min_audits=20))
-    assert held["alarm"] is False  # 3 leaks, then W fell below h before audit 20
-    assert leak_figures(outcomes, TARGET)["alarm_after"] == 3
+    k = ALARM_LEAKS
+    outcomes = [True] * k + [False] * DESIGN.units
+    held = leak_figures(outcomes, TARGET, LeakRule(min_audits=DESIGN.units))
+    assert held["alarm"] is False  # k leaks, then W fell below h before the minimum
+    assert leak_figures(outcomes, TARGET)["alarm_after"] == k
 
 
-@pytest.mark.parametrize("bad", [{"ratio": 1.0}, {"false_alarm": 0.0}, {"horizon": 0},
+@pytest.mark.parametrize("bad", [{"ratio": 1.0}, {"false_alarm": 0.0}, {"horizon_cleared": 0},
+                                 {"audit_share": 0.0}, {"tightened_share": 1.5},
                                  {"target": 1.5}, {"confidence": 1.0}, {"min_audits": -1}])
 def test_rule_refuses_impossible_settings(bad: dict) -> None:
     with pytest.raises(ValueError, match="monitor.leak"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from atr.policy.audit import AuditPlan, audit_draw
+from atr.policy.audit import AuditPlan, audit_draw, in_random_sample
 from atr.policy.decision import Policy
 from atr.policy.line_rules import line_decision
 
@@ -61,6 +61,31 @@ def test_audit_share_per_scanner_within_its_binomial_interval() -> None:
         assert lo <= audits <= hi, (scanner, audits, lo, hi)
     with pytest.raises(ValueError, match="letters"):
         AuditPlan(shares={"letters": 1.5})
+
+
+def test_tightened_share_adds_audits_to_the_same_draws() -> None:
+    """Tightened: every item the normal share audits is still audited (the same draw), plus
+    those below the tightened share; a scanner with audits off stays off."""
+    plan = AuditPlan(share=0.02, shares={"letters": 0.0}, seed=3, tightened=0.5)
+    n = 4000
+    normal = {i for i in range(n) if plan.draw("parcels", f"p-{i}")[0]}
+    tight = {i for i in range(n) if plan.draw("parcels", f"p-{i}", tightened=True)[0]}
+    assert normal < tight
+    assert binom.ppf(0.0005, n, 0.5) <= len(tight) <= binom.ppf(0.9995, n, 0.5)
+    assert plan.share_for("parcels", tightened=True) == 0.5
+    assert plan.share_for("letters", tightened=True) == 0.0
+    assert AuditPlan(share=0.6, tightened=0.5).share_for("x", tightened=True) == 0.6
+    with pytest.raises(ValueError, match="tightened"):
+        AuditPlan(tightened=1.5)
+
+
+def test_random_sample_keeps_the_audits_drawn_below_the_normal_share() -> None:
+    tight = {"audit_tightened": True, "audit_share": 0.5, "audit_normal_share": 0.02}
+    assert in_random_sample(True, {"audit_draw": 0.3})  # drawn at the normal share
+    assert in_random_sample(True, None)  # stored before tightened audits existed
+    assert in_random_sample(True, {**tight, "audit_draw": 0.01})
+    assert not in_random_sample(True, {**tight, "audit_draw": 0.3})
+    assert not in_random_sample(False, {"audit_draw": 0.01})
 
 
 def test_per_scanner_threshold_only_tightens() -> None:

@@ -42,30 +42,41 @@ def _champion(registry_cfg, new_package) -> Path:
 def _fill_store(url: str, leak_scores: list[float]) -> None:
     """scanner-b in safe mode under v1: 400 would-be CLEARs (8 audited; analysts labelled
     the lowest ones, leaks, and 343 others), 900 INSPECTs confirmed threats; 50 unlabelled
-    CLEARs of scanner-a."""
+    CLEARs of scanner-a. Two more audits were drawn while audits were tightened, above the
+    normal share: not in the random sample."""
     rng = np.random.default_rng(7)
     preds, feedback = [], []
     clean = {"paper_only": 1, "no_threat": 1, **dict.fromkeys(THREATS, 0)}
 
     def add(i: int, scanner: str, paper: float, threat: float, decision: str, reason: str,
-            would_be: str, audit: bool = False) -> str:
+            would_be: str, audit: bool = False, draw: dict | None = None) -> str:
         item = f"{scanner}-{i}"
         scores = {"paper_only": paper, **dict.fromkeys(THREATS, threat)}
         preds.append(Prediction(
             request_id=item, item_id=item, scanner_id=scanner, model_version="1",
             decision=decision, reason=reason, scores=scores, audit=audit,
-            would_be={"decision": would_be, "reason": "paper_only"},
+            would_be={"decision": would_be, "reason": "paper_only", **(draw or {})},
             scanner_state="safe_mode" if scanner == B else "normal", clear_threshold=0.5))
         return item
 
     scores = np.sort(rng.uniform(0.53, 1.0, 400))
     scores[: len(leak_scores)] = leak_scores
     audited = set(range(49, 400, 50))  # the service's audits: opened, outcome keyed in
-    rest = [i for i in range(len(leak_scores), 400) if i not in audited]
+    extras = (150, 250)  # tightened audits above the normal share
+    rest = [i for i in range(len(leak_scores), 400) if i not in audited and i not in extras]
     keyed = set(rng.choice(rest, 343, replace=False).tolist())  # analysts' share, at random
+    tightened = {"audit_tightened": True, "audit_share": 0.5, "audit_normal_share": 0.02}
     for i, s in enumerate(scores):
         if i in audited:
-            item = add(i, B, float(s), 0.05, "INSPECT", "audit", "CLEAR", audit=True)
+            # one drawn below the normal share while tightened: still in the random sample
+            draw = {**tightened, "audit_draw": 0.01} if i == 99 else None
+            item = add(i, B, float(s), 0.05, "INSPECT", "audit", "CLEAR", audit=True,
+                       draw=draw)
+            feedback.append((item, clean, "inspection"))
+            continue
+        if i in extras:  # opened, clean, but not in the random sample: n stays 354
+            item = add(i, B, float(s), 0.05, "INSPECT", "audit", "CLEAR", audit=True,
+                       draw={**tightened, "audit_draw": 0.3})
             feedback.append((item, clean, "inspection"))
             continue
         item = add(i, B, float(s), 0.05, "REVIEW", "safe_mode", "CLEAR")

@@ -5,7 +5,9 @@ loopback sharing one prediction store, as replicas behind a load balancer do):
   either replica, other scanners are untouched;
 - lifting needs an operator key and is recorded; a new champion certified for the scanner
   lifts it; a scanner the champion does not certify is in safe mode without any flag;
-- the audit share is honoured within its binomial interval, and recorded.
+- the audit share is honoured within its binomial interval, and recorded; a scanner whose
+  leak statistic (the monitor's LeakEstimate of the serving version) is above 0 gets the
+  tightened share until it falls back to 0.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from scipy.stats import binom
 from atr.package.checksums import package_checksums
 from atr.policy.audit import audit_draw
 from atr.policy.decision import Policy
-from atr.store.prediction_store import open_store
+from atr.store.prediction_store import LeakEstimate, open_store
 from atr.store.safe_mode import enter_safe_mode
 
 FAST = ["serve.state_poll_seconds=0.2", "serve.poll_seconds=0.5"]
@@ -177,6 +179,55 @@ def test_audit_share_is_honoured_and_recorded(tmp_path: Path) -> None:
         assert would["audit_draw"] == pytest.approx(audit_draw(seed, "parcels", b["item_id"]))
     assert f'atr_audits_total{{scanner="parcels"}} {float(len(audits))}' in metrics
     assert f'atr_would_clear_total{{scanner="parcels"}} {float(n)}' in metrics
+
+
+def _leak_statistic(reg: Registry, scanner: str, version: str, statistic: float) -> None:
+    """What `atr monitor` upserts after its leak test (atr/monitor/leak_job.py)."""
+    with open_store(f"sqlite:///{reg.root / 'predictions' / 'predictions.db'}")() as s:
+        row = s.get(LeakEstimate, (scanner, version)) or LeakEstimate(
+            scanner_id=scanner, model_version=version, audits=1, leaks=1)
+        row.statistic = statistic
+        s.add(row)
+        s.commit()
+
+
+def test_audits_tighten_while_the_leak_statistic_is_above_zero(tmp_path: Path) -> None:
+    reg = registry_at(tmp_path / "runtime")
+    reg.register(_package(tmp_path / "package"))
+    reg.set_alias("champion", "1")
+    share, tight, seed, n = 0.05, 0.5, 7, 200
+    with Server(reg, [*FAST, f"serve.audit_share={share}", f"serve.audit_seed={seed}",
+                      f"serve.audit_tightened_share={tight}",
+                      "+serve.audit_shares.letters=0.0"]) as server:
+        server.wait("/ready", 60)
+        _leak_statistic(reg, "parcels", "1", 0.69)  # one audited leak, not yet paid back
+        _leak_statistic(reg, "letters", "1", 0.69)  # audits off stay off
+        _leak_statistic(reg, "scanner-e", "0", 0.69)  # another version's evidence: no effect
+        time.sleep(1.0)  # > serve.state_poll_seconds
+        model = httpx.get(f"{server.url}/v1/model", timeout=30).json()
+        tightened = [b for k in range(n // 50) for b in _batch(server, "parcels", f"t{k}", 50)]
+        other = _batch(server, "scanner-e", "c", 50)
+        letters = _batch(server, "letters", "l", 50)
+        _leak_statistic(reg, "parcels", "1", 0.0)  # paid back: the normal share again
+        time.sleep(1.0)
+        normal = [b for k in range(n // 50) for b in _batch(server, "parcels", f"n{k}", 50)]
+
+    def audited(bodies: list[dict]) -> set[str]:
+        return {b["item_id"] for b in bodies if b["reason"] == "audit"}
+
+    def drawn(bodies: list[dict], scanner: str, below: float) -> set[str]:
+        return {b["item_id"] for b in bodies if audit_draw(seed, scanner, b["item_id"]) < below}
+
+    assert model["line"]["audit"]["tightened"] == [["letters", "1"], ["parcels", "1"],
+                                                   ["scanner-e", "0"]]
+    assert audited(tightened) == drawn(tightened, "parcels", tight)
+    assert binom.ppf(0.0005, n, tight) <= len(audited(tightened)) <= binom.ppf(0.9995, n, tight)
+    assert audited(other) == drawn(other, "scanner-e", share)
+    assert audited(letters) == set() and {b["decision"] for b in letters} == {"CLEAR"}
+    assert audited(normal) == drawn(normal, "parcels", share)
+    rows = {r["item_id"]: json.loads(r["would_be"]) for r in store_rows(reg)}
+    assert {rows[b["item_id"]]["audit_share"] for b in tightened} == {tight}
+    assert {rows[b["item_id"]]["audit_share"] for b in normal} == {share}
 
 
 def test_operator_command_enters_and_lifts_through_the_api(replicas, monkeypatch) -> None:  # noqa: ANN001
