@@ -49,6 +49,7 @@ class LineState:
                                 settings.audit_seed, settings.audit_tightened_share)
         self.stored: dict[str, dict[str, Any]] = {}
         self.leaks: list[dict[str, Any]] = []
+        self.tightened_keys: frozenset[tuple[str, str]] = frozenset()  # (scanner, version)
         self.known = False  # a first read succeeded
         self._read_at = -float("inf")
         self._lock = threading.Lock()
@@ -67,6 +68,8 @@ class LineState:
                 log.error("line state not read from the store: %s", exc)
                 return
             self.stored, self.leaks, self.known = stored, leaks, True
+            self.tightened_keys = frozenset((r["scanner_id"], r["model_version"])
+                                            for r in leaks if (r["statistic"] or 0.0) > 0.0)
 
     async def refresh_async(self, force: bool = False) -> None:
         """refresh() for the endpoints: the store read runs off the event loop."""
@@ -86,8 +89,7 @@ class LineState:
     def tightened(self, scanner_id: str, version: str | None) -> bool:
         """Audits tightened: the leak CUSUM of this scanner and version is above 0. (An
         unknown state needs no tightening: it clears nothing, safe_mode says why.)"""
-        return any(r["scanner_id"] == scanner_id and r["model_version"] == str(version)
-                   and (r["statistic"] or 0.0) > 0.0 for r in self.leaks)
+        return (scanner_id, str(version)) in self.tightened_keys
 
     def on_champion(self, version: str, policy: Policy) -> list[str]:
         """A new champion ends the stored safe mode of each scanner its calibration
@@ -123,8 +125,7 @@ class LineState:
             "fallback": self.settings.safe_mode_fallback,
             "audit": {"share": self.audits.share, "shares": dict(self.audits.shares),
                       "tightened_share": self.audits.tightened,
-                      "tightened": sorted({(r["scanner_id"], r["model_version"])
-                                           for r in self.leaks if (r["statistic"] or 0) > 0})},
+                      "tightened": sorted(self.tightened_keys)},
             "leak_estimates": list(self.leaks),
             "state_known": self.known,
         }
