@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 DEFAULT_AUDIT_SHARE = 0.02
 # The share while a scanner's leak CUSUM is above 0 (atr.monitor.tightened_audits): from an
 # audited leak until clean audits have paid it back. 0.5 by measurement
-# (benchmarks/results/leak_monitor.json `tightened`): 3.2 x faster to an alarm at twice the
+# (benchmarks/results/leak_monitor_tightened.json): 3.2 x faster to an alarm at twice the
 # target than a fixed 2 %, for 5.3 % of CLEARs audited on average at the target; 1.0 gains
-# another 12 % for more inspections per tightened stretch.
+# another 12 % for twice the inspections per tightened stretch.
 DEFAULT_TIGHTENED_SHARE = 0.5
 
 
