@@ -38,6 +38,7 @@ from atr.monitor.tightened_audits import (  # noqa: E402
     alarm_within,
     calibrated_cleared,
     mean_share,
+    simulate_first_alarms,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,20 +61,6 @@ def letter(tight: float) -> CusumDesign:
     return lattice(TARGET, RATIO, lo)
 
 
-def simulate(design: CusumDesign, tight: float, p: float, n: int, runs: int,
-             rng: np.random.Generator) -> np.ndarray:
-    """Cleared items to the first alarm per stream (0: none within n), the switching rule
-    as serving and the monitor run it, the statistic read at once."""
-    w, first = np.zeros(runs, np.int64), np.zeros(runs, np.int64)
-    for t in range(1, n + 1):
-        live = first == 0
-        audited = live & (rng.random(runs) < np.where(w > 0, max(SHARE, tight), SHARE))
-        leak = rng.random(runs) < p
-        w = np.where(audited, np.where(leak, w + design.up, np.maximum(w - design.down, 0)), w)
-        first[live & (w >= design.units)] = t
-    return first
-
-
 def quantile(cdf: np.ndarray, q: float) -> int | None:
     i = int(np.searchsorted(cdf, q))
     return i + 1 if i < len(cdf) else None
@@ -81,8 +68,8 @@ def quantile(cdf: np.ndarray, q: float) -> int | None:
 
 def row(design: CusumDesign, tight: float, runs: int, rng: np.random.Generator) -> dict[str, Any]:
     cdf = alarm_cdf_cleared(design, RATIO * TARGET, LONG, SHARE, tight)
-    fa = simulate(design, tight, TARGET, FA_CLEARED, runs, rng) > 0
-    delays = simulate(design, tight, RATIO * TARGET, LONG // 2, runs, rng)
+    fa = simulate_first_alarms(design, TARGET, FA_CLEARED, SHARE, tight, runs, rng) > 0
+    delays = simulate_first_alarms(design, RATIO * TARGET, LONG // 2, SHARE, tight, runs, rng)
     late = np.where(delays > 0, delays, np.iinfo(np.int64).max)
     return {
         "tightened_share": tight, "units": design.units, "h": round(design.h, 4),

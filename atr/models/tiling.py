@@ -99,7 +99,6 @@ def pool_tiles(logits: torch.Tensor, embedding: torch.Tensor, n_tiles: int,
     return pooled, emb
 
 
-
 # A cell no tile covers would keep this logit (sigmoid ~ 0); TileGrid refuses gaps, so none.
 _UNCOVERED = -1.0e4
 

@@ -117,3 +117,19 @@ def calibrated_cleared(p0: float, ratio: float, false_alarm: float, horizon: int
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
     return lattice(p0, ratio, lo)
+
+
+def simulate_first_alarms(design: CusumDesign, p: float, n: int, share: float,
+                          tightened: float, runs: int,
+                          rng: np.random.Generator) -> np.ndarray:
+    """Cleared items to the first alarm (0: none within n) of `runs` seeded streams, each
+    item audited with the share its CUSUM state gives, as serving and the monitor run it
+    (the statistic read at once): the check on the chains above."""
+    w, first = np.zeros(runs, np.int64), np.zeros(runs, np.int64)
+    for t in range(1, n + 1):
+        live = first == 0
+        audited = live & (rng.random(runs) < np.where(w > 0, max(share, tightened), share))
+        leak = rng.random(runs) < p
+        w = np.where(audited, np.where(leak, w + design.up, np.maximum(w - design.down, 0)), w)
+        first[live & (w >= design.units)] = t
+    return first

@@ -17,6 +17,7 @@ from atr.monitor.tightened_audits import (
     alarm_within,
     calibrated_cleared,
     mean_share,
+    simulate_first_alarms,
 )
 
 TARGET = 0.005
@@ -26,19 +27,8 @@ SHARE, TIGHT = RULE.audit_share, RULE.tightened_share
 
 
 def simulate(design, p: float, n: int, runs: int, seed: int) -> np.ndarray:  # noqa: ANN001
-    """Cleared items to the first alarm (0: none within n) of `runs` streams, each item
-    audited with the share its scanner's CUSUM state gives (AuditPlan + LineState)."""
-    rng = np.random.default_rng(seed)
-    w = np.zeros(runs, np.int64)
-    first = np.zeros(runs, np.int64)
-    for t in range(1, n + 1):
-        live = first == 0
-        share = np.where(w > 0, TIGHT, SHARE)
-        audited = live & (rng.random(runs) < share)
-        leak = rng.random(runs) < p
-        w = np.where(audited, np.where(leak, w + design.up, np.maximum(w - design.down, 0)), w)
-        first[live & (w >= design.units)] = t
-    return first
+    return simulate_first_alarms(design, p, n, SHARE, TIGHT, runs,
+                                 np.random.default_rng(seed))
 
 
 def test_chain_matches_the_simulated_switching_rule() -> None:
